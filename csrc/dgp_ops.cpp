@@ -1,0 +1,17 @@
+// Every dgp_ops op schema, declared once. Backends register kernels with
+// TORCH_LIBRARY_IMPL in csrc/<family>/<family>_{cpu.cpp,cuda.cu}; fake kernels and autograd
+// are registered from Python (dgp_ops/<family>.py).
+#include <Python.h>
+#include <torch/library.h>
+
+// Importing dgp_ops._C runs the static registrations below; the module itself is empty.
+extern "C" PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+
+TORCH_LIBRARY(dgp_ops, m) {
+  // ---- weighted DLT (csrc/dlt) ----
+
+  // ---- perspective warp (csrc/warp) ----
+}

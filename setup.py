@@ -1,0 +1,73 @@
+"""Build the dgp_ops._C extension.
+
+CPU kernels are always built. CUDA kernels are built when a CUDA device is visible or when
+``FORCE_CUDA=1`` (so a machine without a GPU can still compile and link them); target
+architectures come from ``TORCH_CUDA_ARCH_LIST`` as usual for torch extensions.
+"""
+
+import glob
+import os
+import site
+import sys
+
+from setuptools import setup
+
+try:
+    import torch
+    from torch.utils.cpp_extension import (
+        CUDA_HOME,
+        BuildExtension,
+        CppExtension,
+        CUDAExtension,
+    )
+except ImportError:  # pragma: no cover - only hit when torch is missing
+    sys.exit(
+        "dgp_ops needs PyTorch at build time. Install torch first, then build with\n"
+        "  pip install --no-build-isolation -e ."
+    )
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _want_cuda() -> bool:
+    if os.environ.get("FORCE_CUDA", "0") == "1":
+        if CUDA_HOME is None:
+            sys.exit("FORCE_CUDA=1 but no CUDA toolkit was found: set CUDA_HOME to its root.")
+        return True
+    return torch.cuda.is_available() and CUDA_HOME is not None
+
+
+def _wheel_cuda_includes() -> list[str]:
+    """Headers that pip's CUDA wheels ship (cusparse.h, cublas_v2.h, ...) which torch's
+    CUDA headers include but a minimal toolkit may lack."""
+    dirs = []
+    for sp in site.getsitepackages() + [site.getusersitepackages()]:
+        dirs += glob.glob(os.path.join(sp, "nvidia", "*", "include"))
+    return sorted(d for d in set(dirs) if os.path.isdir(d))
+
+
+def _extension():
+    with_cuda = _want_cuda()
+    cpp = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
+    cu = sorted(glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True))
+    cxx_flags = ["-O3", "-std=c++17", "-fopenmp"]
+    include_dirs = [os.path.join(ROOT, "csrc")]
+    kwargs = dict(
+        name="dgp_ops._C",
+        include_dirs=include_dirs,
+        extra_link_args=["-fopenmp"],
+    )
+    if with_cuda:
+        nvcc_flags = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-lineinfo"]
+        return CUDAExtension(
+            sources=cpp + cu,
+            extra_compile_args={"cxx": cxx_flags + ["-DWITH_CUDA"], "nvcc": nvcc_flags},
+            **{**kwargs, "include_dirs": include_dirs + _wheel_cuda_includes()},
+        )
+    return CppExtension(sources=cpp, extra_compile_args={"cxx": cxx_flags}, **kwargs)
+
+
+setup(
+    ext_modules=[_extension()],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+)
