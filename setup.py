@@ -50,7 +50,7 @@ def _extension():
     with_cuda = _want_cuda()
     cpp = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
     cu = sorted(glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True))
-    cxx_flags = ["-O3", "-std=c++17", "-fopenmp"]
+    cxx_flags = ["-O3", "-fopenmp"]
     include_dirs = [os.path.join(ROOT, "csrc")]
     kwargs = dict(
         name="dgp_ops._C",
@@ -58,7 +58,7 @@ def _extension():
         extra_link_args=["-fopenmp"],
     )
     if with_cuda:
-        nvcc_flags = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-lineinfo"]
+        nvcc_flags = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]
         return CUDAExtension(
             sources=cpp + cu,
             extra_compile_args={"cxx": cxx_flags + ["-DWITH_CUDA"], "nvcc": nvcc_flags},
