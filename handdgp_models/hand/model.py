@@ -1,0 +1,201 @@
+"""MANO through smplx without chumpy, and the wrapper every module uses: :class:`HandModel`."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import smplx
+import torch
+from smplx.lbs import lbs
+from smplx.utils import Struct
+from torch import nn
+
+from .default_hand import default_hand_data
+from .pose_prior import sample_default_pose
+from .safe_pickle import safe_load_pickle
+
+__all__ = ["MANO_TO_OPENPOSE", "TIP_IDS", "HandModel", "load_mano", "load_mano_arrays"]
+
+# After appending the tips (thumb, index, middle, ring, little) to MANO's 16 joints.
+MANO_TO_OPENPOSE = (0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20)
+TIP_IDS: dict[str, tuple[int, int, int, int, int]] = {
+    "freihand": (744, 320, 443, 555, 672),
+    "ho3d": (744, 333, 444, 555, 672),
+    "smplx": (744, 320, 443, 554, 671),
+}
+_REQUIRED = ("v_template", "f", "weights", "kintree_table", "J_regressor", "shapedirs",
+             "posedirs")
+
+
+def load_mano_arrays(path: str | os.PathLike) -> dict[str, object]:
+    """Read a MANO model file (.pkl through the restricted unpickler, or .npz) into arrays.
+
+    Args:
+        path: ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` in the official layout, or an ``.npz``
+            holding the same keys (read with ``allow_pickle=False``).
+
+    Returns:
+        dict of numpy arrays (``J_regressor`` may be a scipy sparse matrix).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path: MANO model file {str(path)!r} does not exist")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    else:
+        data = safe_load_pickle(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"path: {str(path)!r} does not hold a dict of model arrays")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise ValueError(f"path: {str(path)!r} lacks MANO arrays {missing}")
+    return data
+
+
+def _tip_tuple(tip_ids: str | Sequence[int], num_verts: int) -> tuple[int, ...]:
+    if isinstance(tip_ids, str):
+        if tip_ids not in TIP_IDS:
+            raise ValueError(f"tip_ids: unknown name {tip_ids!r}; expected one of {list(TIP_IDS)}")
+        ids = TIP_IDS[tip_ids]
+    else:
+        ids = tuple(int(i) for i in tip_ids)
+    if len(ids) != 5 or any(not 0 <= i < num_verts for i in ids):
+        raise ValueError(f"tip_ids: need 5 vertex ids in [0, {num_verts}), got {ids}")
+    return ids
+
+
+class HandModel(nn.Module):
+    """MANO-layout hand: pose/shape -> camera-ready vertices and 21 OpenPose keypoints.
+
+    Attributes:
+        mano: the underlying ``smplx.MANO`` (no PCA, flat hand mean).
+        faces: (F, 3) long triangle indices.
+        template: (V, 3) rest vertices in metres.
+        keypoint_regressor: (21, V) maps vertices to OpenPose-ordered keypoints (MANO's joint
+            regressor rows for the 16 joints, one-hot rows for the five tip vertices).
+        tip_ids: fingertip vertex ids (thumb, index, middle, ring, little).
+        is_default: True for the embedded procedural hand.
+    """
+
+    def __init__(self, data: dict[str, object], *, tip_ids: str | Sequence[int] = "freihand",
+                 is_rhand: bool = True, is_default: bool = False) -> None:
+        super().__init__()
+        arrays = dict(data)
+        arrays.setdefault("hands_components", np.eye(45))
+        arrays.setdefault("hands_mean", np.zeros(45))
+        with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a note on 10 betas
+            self.mano = smplx.MANO(
+                model_path="", is_rhand=is_rhand, data_struct=Struct(**arrays), use_pca=False,
+                num_pca_comps=45, flat_hand_mean=True, create_global_orient=False,
+                create_hand_pose=False, create_betas=False, create_transl=False,
+            )
+        num_verts = self.mano.v_template.shape[0]
+        self.tip_ids = _tip_tuple(tip_ids, num_verts)
+        self.is_default = is_default
+        self.register_buffer("faces", self.mano.faces_tensor.clone())
+        self.register_buffer("template", self.mano.v_template.clone())
+        tips = torch.zeros(5, num_verts, dtype=self.template.dtype)
+        tips[torch.arange(5), torch.tensor(self.tip_ids)] = 1.0
+        reg = torch.cat([self.mano.J_regressor, tips], dim=0)[list(MANO_TO_OPENPOSE)]
+        self.register_buffer("keypoint_regressor", reg)
+        comps = np.asarray(arrays["hands_components"], dtype=np.float64)
+        self._pca = (np.asarray(arrays["hands_mean"], dtype=np.float64).reshape(45), comps)
+
+    @property
+    def num_betas(self) -> int:
+        return int(self.mano.num_betas)
+
+    def forward(self, pose: torch.Tensor, shape: torch.Tensor | None = None,
+                transl: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pose the hand.
+
+        Args:
+            pose: (B, 48) axis-angle, global orientation (about the wrist) then 15 joints.
+            shape: (B, k) shape coefficients with k <= 10 (missing ones are zero), or None.
+            transl: (B, 3) translation in metres added to everything, or None.
+
+        Returns:
+            verts (B, V, 3) and joints (B, 21, 3) in metres, OpenPose order; the 16 articulated
+            joints are MANO's kinematic joints, the five tips are vertices. Dtype of ``pose``.
+        """
+        if not isinstance(pose, torch.Tensor) or pose.ndim != 2 or pose.shape[1] != 48:
+            raise ValueError(f"pose: expected a (B, 48) tensor, got {_describe(pose)}")
+        if not pose.is_floating_point():
+            raise TypeError(f"pose: expected a floating tensor, got {pose.dtype}")
+        b, dtype, device = pose.shape[0], pose.dtype, pose.device
+        betas = torch.zeros(b, self.num_betas, dtype=dtype, device=device)
+        if shape is not None:
+            if (not isinstance(shape, torch.Tensor) or shape.ndim != 2 or shape.shape[0] != b
+                    or shape.shape[1] > self.num_betas):
+                raise ValueError(f"shape: expected a (B, <=10) tensor with B={b}, "
+                                 f"got {_describe(shape)}")
+            betas[:, : shape.shape[1]] = shape.to(dtype)
+        if transl is not None and (not isinstance(transl, torch.Tensor)
+                                   or tuple(transl.shape) != (b, 3)):
+            raise ValueError(f"transl: expected a ({b}, 3) tensor, got {_describe(transl)}")
+        m = self.mano
+        verts, joints = lbs(betas, pose, m.v_template.to(dtype), m.shapedirs.to(dtype),
+                            m.posedirs.to(dtype), m.J_regressor.to(dtype), m.parents,
+                            m.lbs_weights.to(dtype), pose2rot=True)
+        joints = torch.cat([joints, verts[:, list(self.tip_ids)]], dim=1)[:, list(MANO_TO_OPENPOSE)]
+        if transl is not None:
+            verts = verts + transl.to(dtype)[:, None]
+            joints = joints + transl.to(dtype)[:, None]
+        return verts, joints
+
+    def sample_pose(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Plausible finger articulations (no global orientation).
+
+        The default hand draws within its per-joint limits
+        (:func:`handdgp_models.hand.pose_prior.sample_default_pose`); a MANO file draws from its
+        PCA pose space (``hands_mean + N(0, 0.8^2) coefficients on 12 components``).
+
+        Args:
+            n: number of poses.
+            rng: numpy random generator.
+
+        Returns:
+            (n, 45) float32 axis-angle.
+        """
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n: expected a non-negative int, got {n!r}")
+        if self.is_default:
+            return sample_default_pose(int(n), rng)
+        mean, comps = self._pca
+        k = min(12, comps.shape[0])
+        coeffs = rng.normal(0.0, 0.8, size=(n, k))
+        return (mean + coeffs @ comps[:k]).astype(np.float32)
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"tensor of shape {tuple(x.shape)}"
+    return type(x).__name__
+
+
+def load_mano(path: str | os.PathLike | None = None, *, tip_ids: str | Sequence[int] = "freihand",
+              is_rhand: bool | None = None) -> HandModel:
+    """Build a :class:`HandModel` from a MANO file, without chumpy, or the embedded default hand.
+
+    Args:
+        path: ``MANO_RIGHT.pkl``/``MANO_LEFT.pkl`` (official layout) or an ``.npz`` of the same
+            arrays; None for the embedded procedural right hand.
+        tip_ids: fingertip vertex ids (thumb, index, middle, ring, little): ``"freihand"``
+            (744, 320, 443, 555, 672), ``"ho3d"`` (744, 333, 444, 555, 672), ``"smplx"``
+            (744, 320, 443, 554, 671) or an explicit 5-tuple.
+        is_rhand: hand side; by default "LEFT" in the file name means a left hand.
+
+    Returns:
+        A float32 :class:`HandModel` (call ``.double()`` for float64 buffers).
+    """
+    if path is None:
+        return HandModel(default_hand_data(), tip_ids=tip_ids, is_rhand=True, is_default=True)
+    if is_rhand is None:
+        is_rhand = "LEFT" not in Path(path).name.upper()
+    return HandModel(load_mano_arrays(path), tip_ids=tip_ids, is_rhand=is_rhand)
