@@ -135,10 +135,10 @@ def _build(params: np.ndarray):
     z_lo, z_hi = mcp[0, 2] - 1.1 * r_idx, mcp[3, 2] + 1.1 * r_lit
     theta = 2 * np.pi * np.arange(_PALM_COLS) / _PALM_COLS
     cos_t, sin_t = np.cos(theta), np.sin(theta)
-    sq_c = np.sign(cos_t) * np.abs(cos_t) ** (2 / 3.0)
-    sq_s = np.sign(sin_t) * np.abs(sin_t) ** (2 / 3.0)
+    sq_c = np.sign(cos_t) * np.abs(cos_t) ** (2 / 2.5)
+    sq_s = np.sign(sin_t) * np.abs(sin_t) ** (2 / 2.5)
     pwidth = params[2]
-    w_wrist, t_wrist, t_knuckle = 0.027 * scale * pwidth, 0.016 * scale, 0.0125 * scale
+    w_wrist, t_wrist, t_knuckle = 0.027 * scale * pwidth, 0.0145 * scale, 0.0115 * scale
     palm_start = 0
     for u in np.linspace(0.0, 1.0, _PALM_RINGS):
         half_w = (1 - u) * w_wrist + u * 0.5 * (z_hi - z_lo)

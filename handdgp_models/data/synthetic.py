@@ -1,0 +1,222 @@
+"""SyntheticHands: rendered hands with exact camera-space ground truth, generated on the fly.
+
+Sample ``i`` is a pure function of ``(seed, i)`` and the constructor arguments, so a dataset
+of any size needs no storage and two workers never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+from torch.utils.data import Dataset
+
+from ..hand import HandModel, load_mano
+from .backgrounds import draw_occluders, random_background
+from .render import project, render_mesh
+
+__all__ = ["BOX_MARGIN", "CAMERA_DOMAINS", "CameraDomain", "SyntheticHands", "hand_box"]
+
+BOX_MARGIN = 1.1  # square box side = this x the larger extent of the projected hand
+
+# Skin albedos (linear-ish RGB in [0, 1]) from light to dark; samples interpolate between them.
+_SKIN = np.array([[0.96, 0.82, 0.72], [0.90, 0.72, 0.58], [0.80, 0.58, 0.42],
+                  [0.62, 0.42, 0.28], [0.42, 0.27, 0.18], [0.30, 0.19, 0.13]])
+
+
+@dataclass(frozen=True)
+class CameraDomain:
+    """A distribution of pinhole cameras.
+
+    Attributes:
+        focal: (min, max) focal length in pixels, drawn log-uniformly (narrowed per image so the
+            hand fits at the largest depth).
+        sizes: image sizes (height, width) drawn uniformly.
+        principal_jitter: principal point offset from the image centre, as a fraction of the
+            image size, drawn uniformly in +-this.
+        depth: (min, max) camera-space depth of the hand's centre in metres.
+    """
+
+    focal: tuple[float, float]
+    sizes: tuple[tuple[int, int], ...]
+    principal_jitter: float = 0.08
+    depth: tuple[float, float] = (0.3, 1.2)
+
+
+CAMERA_DOMAINS: dict[str, CameraDomain] = {
+    "train": CameraDomain(focal=(400.0, 1200.0),
+                          sizes=((224, 224), (256, 256), (240, 320), (300, 400)),
+                          principal_jitter=0.08),
+    "test": CameraDomain(focal=(900.0, 2000.0), sizes=((480, 640), (480, 480), (384, 512)),
+                         principal_jitter=0.12),
+}
+
+
+def hand_box(points2d: np.ndarray, margin: float = BOX_MARGIN) -> np.ndarray:
+    """Square box around 2D points: (centre_u, centre_v, side) float32, side = margin x extent."""
+    lo, hi = points2d.min(0), points2d.max(0)
+    centre = (lo + hi) / 2
+    return np.array([centre[0], centre[1], margin * max(hi - lo)], dtype=np.float32)
+
+
+class SyntheticHands(Dataset):
+    """Rendered right hands with random shape, pose, rotation, position, camera and background.
+
+    Args:
+        num_samples: dataset length.
+        seed: base seed; sample ``i`` depends only on ``(seed, i)`` and the arguments below.
+        image_size: fixed (height, width), or None to draw from the camera domain's sizes.
+        camera: ``"train"``, ``"test"`` (:data:`CAMERA_DOMAINS`) or a :class:`CameraDomain`.
+        occlusion_prob: probability of drawing 1-2 random occluders over the hand; the mask
+            keeps only the hand pixels that remain visible.
+        hand_model: a :class:`~handdgp_models.hand.HandModel`; the embedded default hand if None.
+
+    Each item is a dict: ``image`` uint8 (H, W, 3) RGB; ``K`` float32 (3, 3); ``joints3d``
+    float32 (21, 3) camera space, metres, OpenPose order; ``verts3d`` float32 (778, 3);
+    ``joints2d`` float32 (21, 2) pixels; ``mask`` uint8 (H, W) 0/1; ``box`` float32 (3,)
+    (centre_u, centre_v, side) in pixels; ``pose`` float32 (48,); ``shape`` float32 (10,).
+    """
+
+    def __init__(self, num_samples: int, seed: int = 0, *,
+                 image_size: Sequence[int] | None = None,
+                 camera: str | CameraDomain = "train", occlusion_prob: float = 0.3,
+                 hand_model: HandModel | None = None) -> None:
+        if not isinstance(num_samples, (int, np.integer)) or num_samples < 0:
+            raise ValueError(f"num_samples: expected a non-negative int, got {num_samples!r}")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
+        if isinstance(camera, str):
+            if camera not in CAMERA_DOMAINS:
+                raise ValueError(f"camera: expected one of {list(CAMERA_DOMAINS)} or a "
+                                 f"CameraDomain, got {camera!r}")
+            camera = CAMERA_DOMAINS[camera]
+        elif not isinstance(camera, CameraDomain):
+            raise TypeError(f"camera: expected a str or CameraDomain, got {type(camera).__name__}")
+        if image_size is not None:
+            image_size = tuple(int(s) for s in image_size)
+            if len(image_size) != 2 or min(image_size) < 32:
+                raise ValueError(f"image_size: expected (height, width) >= 32, got {image_size}")
+        if not 0.0 <= occlusion_prob <= 1.0:
+            raise ValueError(f"occlusion_prob: expected a value in [0, 1], got {occlusion_prob}")
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.image_size = image_size
+        self.camera = camera
+        self.occlusion_prob = float(occlusion_prob)
+        self.hand = hand_model if hand_model is not None else load_mano()
+        self._faces = self.hand.faces.numpy()
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        if not -self.num_samples <= index < self.num_samples:
+            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
+        index %= self.num_samples
+        rng = np.random.default_rng([self.seed, index])
+        verts, joints, pose, shape = self._sample_hand(rng)
+        height, width = self._sample_size(rng)
+        K, transl = self._sample_camera(verts, height, width, rng)
+        verts = verts + transl
+        joints = joints + transl
+
+        colors = self._skin(rng)
+        light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), -rng.uniform(0.3, 1.5)])
+        background = random_background(height, width, rng)
+        image, mask = render_mesh(verts, self._faces, K, height, width, colors, light, background)
+        uv_verts = project(verts, K)
+        joints2d = project(joints, K)
+        box = hand_box(np.concatenate([uv_verts, joints2d]))
+        if rng.random() < self.occlusion_prob:
+            occluded = draw_occluders(image, tuple(box), rng)
+            mask[occluded] = 0
+        image = self._camera_effects(image, rng)
+        return {
+            "image": image,
+            "K": K.astype(np.float32),
+            "joints3d": joints.astype(np.float32),
+            "verts3d": verts.astype(np.float32),
+            "joints2d": joints2d.astype(np.float32),
+            "mask": mask,
+            "box": box,
+            "pose": pose.astype(np.float32),
+            "shape": shape.astype(np.float32),
+        }
+
+    # -- sampling steps -------------------------------------------------------------------
+    def _sample_hand(self, rng: np.random.Generator):
+        fingers = self.hand.sample_pose(1, rng)[0]
+        orient = Rotation.random(random_state=rng).as_rotvec()
+        pose = np.concatenate([orient, fingers]).astype(np.float64)
+        shape = np.zeros(10)
+        k = 6 if self.hand.is_default else 10
+        shape[:k] = np.clip(rng.normal(0.0, 1.0, k), -2.5, 2.5)
+        with torch.no_grad():
+            v, j = self.hand(torch.from_numpy(pose)[None], torch.from_numpy(shape)[None])
+        return v[0].numpy(), j[0].numpy(), pose, shape
+
+    def _sample_size(self, rng: np.random.Generator) -> tuple[int, int]:
+        if self.image_size is not None:
+            return self.image_size
+        sizes = self.camera.sizes
+        return sizes[int(rng.integers(len(sizes)))]
+
+    def _sample_camera(self, verts: np.ndarray, height: int, width: int,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Intrinsics and a translation that puts the whole hand inside the image."""
+        cam = self.camera
+        centre = (verts.min(0) + verts.max(0)) / 2
+        extent = 2 * np.linalg.norm(verts - centre, axis=1).max()
+        short = min(height, width)
+        z_lo, z_hi = cam.depth
+        # Largest focal at which the hand still fits (85 % of the short side) at max depth.
+        f_fit = z_hi * 0.85 * short / extent
+        f_lo, f_hi = cam.focal
+        f_hi = min(f_hi, f_fit)
+        f_lo = min(f_lo, f_hi)
+        f = float(np.exp(rng.uniform(np.log(f_lo), np.log(f_hi))))
+        fy = f * rng.uniform(0.99, 1.01)
+        cx = (width - 1) / 2 + rng.uniform(-1, 1) * cam.principal_jitter * width
+        cy = (height - 1) / 2 + rng.uniform(-1, 1) * cam.principal_jitter * height
+        K = np.array([[f, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+        # Depth range where the hand spans 15-85 % of the short side.
+        zmin = max(z_lo, f * extent / (0.85 * short))
+        zmax = max(zmin, min(z_hi, f * extent / (0.15 * short)))
+        k_inv = np.linalg.inv(K)
+        for attempt in range(30):
+            z = rng.uniform(zmin, zmax) * (1.0 + 0.05 * attempt)
+            size = f * extent / z
+            half = min(size / 2 + 2, short / 2)
+            u = rng.uniform(half, max(half, width - 1 - half))
+            v = rng.uniform(half, max(half, height - 1 - half))
+            transl = z * (k_inv @ np.array([u, v, 1.0])) - centre
+            uv = project(verts + transl, K)
+            if ((uv >= 0.5).all() and (uv[:, 0] <= width - 1.5).all()
+                    and (uv[:, 1] <= height - 1.5).all() and ((verts + transl)[:, 2] > 0.05).all()):
+                break
+        return K, transl
+
+    def _skin(self, rng: np.random.Generator) -> np.ndarray:
+        t = rng.uniform(0, len(_SKIN) - 1)
+        i = int(min(t, len(_SKIN) - 2))
+        base = _SKIN[i] * (1 - (t - i)) + _SKIN[i + 1] * (t - i)
+        base = base * rng.uniform(0.9, 1.1, 3)
+        # Low-frequency blotches across the hand so shading is not a single flat albedo.
+        tmpl = self.hand.template.numpy().astype(np.float64)
+        freq = rng.normal(0, 60, (3, 3))
+        phase = rng.uniform(0, 2 * np.pi, 3)
+        var = 0.05 * np.sin(tmpl @ freq + phase).sum(1, keepdims=True) / 3
+        return np.clip(base[None] * (1 + var), 0, 1)
+
+    @staticmethod
+    def _camera_effects(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        img = image.astype(np.float32)
+        img = img * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20)
+        if rng.random() < 0.6:  # defocus / anti-aliasing of the rendered edges
+            img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
+        img += rng.normal(0, rng.uniform(0, 6), img.shape).astype(np.float32)
+        return np.clip(img + 0.5, 0, 255).astype(np.uint8)
