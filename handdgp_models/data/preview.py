@@ -16,10 +16,17 @@ __all__ = ["overlay_sample", "preview", "main"]
 
 def overlay_sample(sample: dict, faces: np.ndarray | None) -> np.ndarray:
     """A sample's image with its mesh wireframe (when ``faces`` is given), skeleton and box."""
-    img = sample["image"]
-    if faces is not None and "verts3d" in sample:
-        uv = project(np.asarray(sample["verts3d"], np.float64), np.asarray(sample["K"]))
-        img = draw_mesh_overlay(img, uv, faces, alpha=0.35)
+    img = np.ascontiguousarray(sample["image"])
+    if "verts3d" in sample:
+        uv = project(np.asarray(sample["verts3d"], np.float64),
+                     np.asarray(sample["K"], np.float64))
+        if faces is not None:
+            img = draw_mesh_overlay(img, uv, faces, alpha=0.18)
+        else:  # unknown topology: translucent vertex dots
+            layer = img.copy()
+            for u, v in np.round(uv).astype(int):
+                cv2.circle(layer, (int(u), int(v)), 1, (0, 255, 255), -1)
+            img = cv2.addWeighted(layer, 0.4, img, 0.6, 0)
     img = draw_skeleton(img, sample["joints2d"])
     cu, cv, side = (float(x) for x in sample["box"])
     cv2.rectangle(img, (int(cu - side / 2), int(cv - side / 2)),
@@ -28,22 +35,21 @@ def overlay_sample(sample: dict, faces: np.ndarray | None) -> np.ndarray:
 
 
 def _dataset(root: str | None, name: str, num: int, seed: int, camera: str):
+    """The dataset to preview and the faces to draw over its meshes (None: draw vertices)."""
     if root is None:
         from .synthetic import SyntheticHands
 
         ds = SyntheticHands(num, seed=seed, camera=camera)
         return ds, ds.hand.faces.numpy()
-    from ..hand import load_mano
-
-    faces = load_mano().faces.numpy()
+    # Real datasets use the MANO topology, which the embedded hand's faces do not match.
     if name == "freihand":
         from .freihand import FreiHAND
 
-        return FreiHAND(root, split="train"), faces
+        return FreiHAND(root, split="train"), None
     if name == "ho3d":
         from .ho3d import HO3D
 
-        return HO3D(root, split="train"), faces
+        return HO3D(root, split="train"), None
     raise ValueError(f"dataset: expected 'freihand' or 'ho3d', got {name!r}")
 
 
@@ -72,12 +78,7 @@ def preview(out: str | Path, *, num: int = 16, seed: int = 0, root: str | None =
         # Real-dataset meshes may use another topology than the default hand's faces.
         indices = np.random.default_rng(seed).choice(len(ds), size=min(num, len(ds)),
                                                      replace=False)
-    tiles = []
-    for i in indices:
-        s = ds[int(i)]
-        use_faces = faces if np.asarray(s.get("verts3d", np.zeros((0, 3)))).shape[0] == 778 \
-            and root is None else None
-        tiles.append(overlay_sample(s, use_faces))
+    tiles = [overlay_sample(ds[int(i)], faces) for i in indices]
     grid = image_grid(tiles, cols=int(np.ceil(np.sqrt(len(tiles)))), tile=tile)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

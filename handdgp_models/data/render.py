@@ -231,13 +231,15 @@ def render_mesh(verts: np.ndarray, faces: np.ndarray, K: np.ndarray, height: int
     uv = project(verts, K)
     raster = rasterize(uv, verts[:, 2], faces, height, width)
     rgb = shade(raster, verts, faces, colors, light_dir)
+    mask = raster.mask
     if background is None:
-        bg = np.zeros((height, width, 3))
+        img = np.zeros((height, width, 3), np.uint8)
     else:
         bg = np.asarray(background)
         if bg.shape != (height, width, 3):
             raise ValueError(f"background: expected shape {(height, width, 3)}, got {bg.shape}")
-        bg = bg.astype(np.float64) / 255.0 if bg.dtype == np.uint8 else bg.astype(np.float64)
-    mask = raster.mask
-    img = np.where(mask[:, :, None] > 0, rgb, bg)
-    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), mask
+        img = (bg.copy() if bg.dtype == np.uint8
+               else (np.clip(bg, 0, 1) * 255 + 0.5).astype(np.uint8))
+    m = mask > 0
+    img[m] = (rgb[m] * 255 + 0.5).astype(np.uint8)
+    return img, mask

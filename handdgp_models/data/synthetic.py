@@ -218,5 +218,5 @@ class SyntheticHands(Dataset):
         img = img * rng.uniform(0.8, 1.2) + rng.uniform(-20, 20)
         if rng.random() < 0.6:  # defocus / anti-aliasing of the rendered edges
             img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
-        img += rng.normal(0, rng.uniform(0, 6), img.shape).astype(np.float32)
+        img += rng.uniform(0, 6) * rng.standard_normal(img.shape, dtype=np.float32)
         return np.clip(img + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,56 @@
+"""Overlay drawing helpers and the preview command."""
+
+import cv2
+import numpy as np
+import pytest
+
+from handdgp_models.data.preview import main, preview
+from handdgp_models.viz import SKELETON, draw_mesh_overlay, draw_skeleton, image_grid
+
+
+def test_skeleton_has_20_bones_wrist_to_tips():
+    assert len(SKELETON) == 20
+    parents = {c: p for p, c in SKELETON}
+    assert sorted(parents) == list(range(1, 21))
+    for tip in (4, 8, 12, 16, 20):
+        chain = [tip]
+        while chain[-1] != 0:
+            chain.append(parents[chain[-1]])
+        assert chain == [tip, tip - 1, tip - 2, tip - 3, 0]
+
+
+def test_draw_skeleton_marks_keypoints_and_copies():
+    img = np.zeros((64, 64, 3), np.uint8)
+    joints = np.random.default_rng(0).uniform(8, 56, (21, 2))
+    out = draw_skeleton(img, joints)
+    assert img.max() == 0 and out.shape == img.shape
+    r = np.round(joints).astype(int)
+    assert (out[r[:, 1], r[:, 0]].max(1) > 0).all()
+    with pytest.raises(ValueError, match="joints2d"):
+        draw_skeleton(img, joints[:20])
+    with pytest.raises(ValueError, match="image"):
+        draw_skeleton(img.astype(np.float32), joints)
+
+
+def test_mesh_overlay_draws_edges_only_near_the_mesh():
+    img = np.zeros((50, 50, 3), np.uint8)
+    verts = np.array([[10.0, 10.0], [40.0, 10.0], [25.0, 40.0]])
+    out = draw_mesh_overlay(img, verts, np.array([[0, 1, 2]]), alpha=1.0)
+    assert out[10, 25].max() > 0  # on the top edge
+    assert out[45, 5].max() == 0 and out[20, 25].max() == 0  # outside, and inside the face
+    with pytest.raises(ValueError, match="alpha"):
+        draw_mesh_overlay(img, verts, np.array([[0, 1, 2]]), alpha=2.0)
+
+
+def test_image_grid_layout():
+    grid = image_grid([np.full((10, 20, 3), 255, np.uint8)] * 3, cols=2, tile=32)
+    assert grid.shape == (64, 64, 3)
+    assert grid[16, 16].min() == 255 and grid[48, 48].max() == 32
+
+
+def test_preview_writes_png(tmp_path, capsys):
+    path = preview(tmp_path / "p.png", num=2, seed=1, tile=64)
+    img = cv2.imread(str(path))
+    assert img.shape == (64, 128, 3)
+    assert main(["preview", "--out", str(tmp_path / "q.png"), "--num", "1"]) == 0
+    assert (tmp_path / "q.png").is_file() and "wrote" in capsys.readouterr().out
