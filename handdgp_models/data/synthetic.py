@@ -6,8 +6,12 @@ of any size needs no storage and two workers never disagree.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -74,6 +78,8 @@ class SyntheticHands(Dataset):
         occlusion_prob: probability of drawing 1-2 random occluders over the hand; the mask
             keeps only the hand pixels that remain visible.
         hand_model: a :class:`~handdgp_models.hand.HandModel`; the embedded default hand if None.
+        cache_dir: optional folder; each generated item is stored there as ``.npz`` under a key
+            of all the arguments above (and the hand's template), and read back next time.
 
     Each item is a dict: ``image`` uint8 (H, W, 3) RGB; ``K`` float32 (3, 3); ``joints3d``
     float32 (21, 3) camera space, metres, OpenPose order; ``verts3d`` float32 (778, 3);
@@ -84,7 +90,8 @@ class SyntheticHands(Dataset):
     def __init__(self, num_samples: int, seed: int = 0, *,
                  image_size: Sequence[int] | None = None,
                  camera: str | CameraDomain = "train", occlusion_prob: float = 0.3,
-                 hand_model: HandModel | None = None) -> None:
+                 hand_model: HandModel | None = None,
+                 cache_dir: str | os.PathLike | None = None) -> None:
         if not isinstance(num_samples, (int, np.integer)) or num_samples < 0:
             raise ValueError(f"num_samples: expected a non-negative int, got {num_samples!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -109,6 +116,14 @@ class SyntheticHands(Dataset):
         self.occlusion_prob = float(occlusion_prob)
         self.hand = hand_model if hand_model is not None else load_mano()
         self._faces = self.hand.faces.numpy()
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            h = hashlib.sha1(repr((self.seed, image_size, camera, self.occlusion_prob,
+                                   self.hand.tip_ids)).encode())
+            h.update(self.hand.template.numpy().tobytes())
+            h.update(self._faces.tobytes())
+            self._cache_key = h.hexdigest()[:16]
 
     def __len__(self) -> int:
         return self.num_samples
@@ -117,6 +132,21 @@ class SyntheticHands(Dataset):
         if not -self.num_samples <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
         index %= self.num_samples
+        if self.cache_dir is None:
+            return self._generate(index)
+        path = self.cache_dir / f"synth_{self._cache_key}_{index:08d}.npz"
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        sample = self._generate(index)
+        # Write to a temporary name first so concurrent workers never read a partial file.
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=self.cache_dir)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **sample)
+        os.replace(tmp, path)
+        return sample
+
+    def _generate(self, index: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, index])
         verts, joints, pose, shape = self._sample_hand(rng)
         height, width = self._sample_size(rng)

@@ -130,3 +130,19 @@ def test_bad_arguments():
         SyntheticHands(1, occlusion_prob=2.0)
     with pytest.raises(IndexError):
         SyntheticHands(2)[2]
+
+
+def test_disk_cache_round_trip(tmp_path, monkeypatch):
+    a = SyntheticHands(2, seed=4, image_size=(96, 96), cache_dir=tmp_path)
+    first = a[1]
+    files = list(tmp_path.glob("*.npz"))
+    assert len(files) == 1
+    b = SyntheticHands(2, seed=4, image_size=(96, 96), cache_dir=tmp_path)
+    monkeypatch.setattr(b, "_generate", lambda i: pytest.fail("cache was not used"))
+    again = b[1]
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])
+        assert first[key].dtype == again[key].dtype
+    # Other arguments use other cache entries.
+    SyntheticHands(2, seed=5, image_size=(96, 96), cache_dir=tmp_path)[1]
+    assert len(list(tmp_path.glob("*.npz"))) == 2
