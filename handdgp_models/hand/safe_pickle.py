@@ -10,7 +10,8 @@ globals from a fixed allow-list only:
 * scipy ``csc_matrix`` / ``csr_matrix`` / ``coo_matrix`` become stand-ins rebuilt with scipy
   from their ``data``/``indices``/``indptr`` arrays (never through scipy's own ``__setstate__``);
 * numpy's array/dtype/scalar reconstruction helpers are allowed;
-* a handful of harmless builtins (``object``, ``set``, ``frozenset``, ``slice``, ``complex``).
+* a handful of harmless builtins (``object``, ``set``, ``frozenset``, ``slice``, ``complex``)
+  and ``collections.OrderedDict``.
 
 Every other global raises :class:`pickle.UnpicklingError` naming it.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+from collections import OrderedDict
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -115,6 +117,7 @@ def _build_allowlist() -> dict[tuple[str, str], Any]:
     for reg in ("copyreg", "copy_reg"):
         allowed[(reg, "_reconstructor")] = _safe_reconstructor
     allowed[("_codecs", "encode")] = _safe_codecs_encode
+    allowed[("collections", "OrderedDict")] = OrderedDict
     sparse_stand_ins = {"csc_matrix": _CscStandIn, "csr_matrix": _CsrStandIn,
                         "coo_matrix": _CooStandIn}
     for name, stand_in in sparse_stand_ins.items():

@@ -86,6 +86,14 @@ def test_official_layout_loads_without_chumpy(tmp_path, monkeypatch, protocol):
     assert hand.sample_pose(5, np.random.default_rng(0)).shape == (5, 45)
 
 
+def test_nested_chumpy_nodes_become_arrays(monkeypatch):
+    _register_fake_chumpy(monkeypatch)
+    blob = pickle.dumps({"v": Select(Ch(np.arange(6.0).reshape(2, 3)))}, protocol=2)
+    monkeypatch.undo()
+    out = safe_load_pickle(blob)
+    np.testing.assert_array_equal(out["v"], np.arange(6.0).reshape(2, 3))
+
+
 def test_npz_loads(tmp_path):
     path = tmp_path / "mano.npz"
     np.savez(path, **default_hand_data())
