@@ -54,3 +54,33 @@ def test_preview_writes_png(tmp_path, capsys):
     assert img.shape == (64, 128, 3)
     assert main(["preview", "--out", str(tmp_path / "q.png"), "--num", "1"]) == 0
     assert (tmp_path / "q.png").is_file() and "wrote" in capsys.readouterr().out
+
+
+def test_preview_of_a_dataset_root_uses_the_loader(tmp_path, monkeypatch):
+    """The dataset branch imports the loader lazily and draws its samples."""
+    import sys
+    import types
+
+    from handdgp_models.data import SyntheticHands
+
+    seen = {}
+
+    class FakeFreiHAND:
+        def __init__(self, root, split):
+            seen["args"] = (root, split)
+            self._ds = SyntheticHands(3, seed=0, image_size=(64, 64))
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return self._ds[i]
+
+    module = types.ModuleType("handdgp_models.data.freihand")
+    module.FreiHAND = FakeFreiHAND
+    monkeypatch.setitem(sys.modules, "handdgp_models.data.freihand", module)
+    path = preview(tmp_path / "f.png", num=2, root="some/root", dataset="freihand", tile=32)
+    assert seen["args"] == ("some/root", "train")
+    assert cv2.imread(str(path)).shape == (32, 64, 3)
+    with pytest.raises(ValueError, match="dataset"):
+        preview(tmp_path / "g.png", num=1, root="r", dataset="other")
