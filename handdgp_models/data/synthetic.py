@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from ..hand import HandModel, load_mano
 from .backgrounds import draw_occluders, random_background
-from .render import project, render_mesh
+from .render import project, render_mesh, vertex_normals
 
 __all__ = ["BOX_MARGIN", "CAMERA_DOMAINS", "CameraDomain", "SyntheticHands", "hand_box"]
 
@@ -116,6 +116,7 @@ class SyntheticHands(Dataset):
         self.occlusion_prob = float(occlusion_prob)
         self.hand = hand_model if hand_model is not None else load_mano()
         self._faces = self.hand.faces.numpy()
+        self._palm_side, self._nails = self._skin_regions()
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -230,6 +231,25 @@ class SyntheticHands(Dataset):
                 break
         return K, transl
 
+    def _skin_regions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-vertex weights (V,) of the palmar side and of the nails, for the default hand.
+
+        Palms are lighter than the back of the hand and nails are pinkish-pale: cues for which
+        side of the hand faces the camera. The rest-pose axes of a MANO file differ, so other
+        hand models get a uniform albedo.
+        """
+        n = self.hand.template.shape[0]
+        if not self.hand.is_default:
+            return np.zeros(n), np.zeros(n)
+        tmpl = self.hand.template.numpy().astype(np.float64)
+        normals = vertex_normals(tmpl, self._faces)
+        palm = np.clip(-normals[:, 1] * 1.5, 0.0, 1.0)  # the palm faces -y at rest
+        tips = tmpl[list(self.hand.tip_ids)]
+        near_tip = np.linalg.norm(tmpl[:, None] - tips[None], axis=2).min(1)
+        nails = (np.clip((0.014 - near_tip) / 0.004, 0.0, 1.0)
+                 * np.clip((normals[:, 1] - 0.3) / 0.3, 0.0, 1.0))
+        return palm, nails
+
     def _skin(self, rng: np.random.Generator) -> np.ndarray:
         t = rng.uniform(0, len(_SKIN) - 1)
         i = int(min(t, len(_SKIN) - 2))
@@ -240,7 +260,12 @@ class SyntheticHands(Dataset):
         freq = rng.normal(0, 60, (3, 3))
         phase = rng.uniform(0, 2 * np.pi, 3)
         var = 0.05 * np.sin(tmpl @ freq + phase).sum(1, keepdims=True) / 3
-        return np.clip(base[None] * (1 + var), 0, 1)
+        colors = base[None] * (1 + var)
+        palm_tone = base + (np.array([0.95, 0.78, 0.68]) - base) * rng.uniform(0.2, 0.5)
+        nail_tone = base + (np.array([0.97, 0.85, 0.82]) - base) * rng.uniform(0.4, 0.7)
+        colors += self._palm_side[:, None] * (palm_tone - colors)
+        colors += self._nails[:, None] * (nail_tone - colors)
+        return np.clip(colors, 0, 1)
 
     @staticmethod
     def _camera_effects(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
