@@ -255,13 +255,14 @@ def test_input_validation(kwargs, exc, name):
         solve(**args)
 
 
-def test_torch_compile_fullgraph():
+@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
+def test_torch_compile_fullgraph(backend):
     p3, p2, K, w = (x.float() for x in _noisy(seed=15, B=2, N=5))
 
     def f(a, b, c, d):
         return solve(a, b, c, d * d, damping=0.01).square().sum()
 
-    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(f, fullgraph=True, backend=backend)
     a = [x.clone().requires_grad_() for x in (p3, p2, K, w)]
     b = [x.clone().requires_grad_() for x in (p3, p2, K, w)]
     torch.testing.assert_close(compiled(*a), f(*b))
