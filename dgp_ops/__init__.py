@@ -18,5 +18,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without a build
         "build the CUDA kernels on a machine without a visible GPU."
     ) from exc
 
+from . import rectify  # noqa: E402
+from .warp import warp_perspective  # noqa: E402
+
 __version__ = "0.1.0"
 __all__: list[str] = []
+__all__ += ["warp_perspective", "rectify"]
