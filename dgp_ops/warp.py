@@ -38,9 +38,18 @@ def _warp_backward_fake(
     grad_output, image, H, mode, padding_mode, image_requires_grad, H_requires_grad
 ):
     torch._check(grad_output.dim() == 4, lambda: "grad_output must be (B, C, out_h, out_w)")
-    return torch.empty_like(image, memory_format=torch.contiguous_format), torch.empty_like(
-        H, memory_format=torch.contiguous_format
+    # A gradient that is not requested is returned as an empty tensor.
+    grad_image = (
+        torch.empty_like(image, memory_format=torch.contiguous_format)
+        if image_requires_grad
+        else image.new_empty((0,))
     )
+    grad_h = (
+        torch.empty_like(H, memory_format=torch.contiguous_format)
+        if H_requires_grad
+        else H.new_empty((0,))
+    )
+    return grad_image, grad_h
 
 
 def _setup_context(ctx, inputs, output):
@@ -54,7 +63,7 @@ def _backward(ctx, grad_output):
     image, H = ctx.saved_tensors
     need_image, need_h = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
     grad_image, grad_h = _op_backward(
-        grad_output.contiguous(), image, H, ctx.mode, ctx.padding_mode, need_image, need_h
+        grad_output, image, H, ctx.mode, ctx.padding_mode, need_image, need_h
     )
     return (
         grad_image if need_image else None,

@@ -163,11 +163,13 @@ struct Footprint {
 // source, or zero padding with every tap outside), i.e. output 0 and zero gradient.
 template <typename T, int INTERP, int PAD>
 HOST_DEVICE inline bool footprint(const T* N, T x, T y, int64_t H, int64_t W, Footprint<T>& f) {
-  const T w = N[6] * x + N[7] * y + N[8];
+  // Grouped as N[0] x + (N[1] y + N[2]) so that row-wise loops that hoist the y terms
+  // compute bit-identical coordinates.
+  const T w = N[6] * x + (N[7] * y + N[8]);
   if (!(w > T(kMinW))) return false;
   const T invw = T(1) / w;
-  const T u = (N[0] * x + N[1] * y + N[2]) * invw;
-  const T v = (N[3] * x + N[4] * y + N[5]) * invw;
+  const T u = (N[0] * x + (N[1] * y + N[2])) * invw;
+  const T v = (N[3] * x + (N[4] * y + N[5])) * invw;
   f.u = u;
   f.v = v;
   f.invw = invw;
