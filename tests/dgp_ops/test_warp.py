@@ -334,3 +334,16 @@ def test_cuda_matches_cpu(dtype, mode, padding_mode):
     tol = dict(atol=1e-4, rtol=1e-3) if dtype == torch.float32 else dict(atol=1e-9, rtol=1e-9)
     for a, b in zip(res[0], res[1], strict=True):
         torch.testing.assert_close(b.cpu(), a, **tol)
+
+
+@pytest.mark.parametrize("B", [1, 3])
+def test_expanded_incoming_gradient(B):
+    # out.sum().backward() hands the kernel a stride-0 gradient; it must equal a dense one.
+    img = smooth_images(B, 3, 20, 24, torch.float64, seed=23).requires_grad_()
+    H = random_homographies(B, 20, 24, seed=24, strength=3.0).requires_grad_()
+    for padding_mode in PADDING_MODES:
+        out = warp(img, H, (17, 21), padding_mode=padding_mode)
+        g1 = torch.autograd.grad(out.sum(), (img, H), retain_graph=True)
+        g2 = torch.autograd.grad(out, (img, H), torch.ones_like(out))
+        for a, b in zip(g1, g2, strict=True):
+            torch.testing.assert_close(a, b)
