@@ -12,9 +12,13 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
 #include <type_traits>
 #if defined(__x86_64__)
 #include <immintrin.h>
+#endif
+#if defined(__linux__)
+#include <sys/mman.h>
 #endif
 #include <vector>
 
@@ -23,6 +27,36 @@
 namespace dgp_ops {
 namespace warp {
 namespace {
+
+// Large outputs and image gradients are written once by the kernels, so they are taken
+// straight from the kernel as zero-filled anonymous memory, with transparent huge pages
+// requested: a few faults per tensor instead of one per 4 KiB page, and no separate pass to
+// zero the gradient. Returns an undefined tensor (the caller falls back to at::empty) for
+// small sizes or where this is not available.
+constexpr size_t kHugePage = size_t(2) << 20;
+
+at::Tensor alloc_fresh_zeroed(at::IntArrayRef sizes, const at::TensorOptions& opts) {
+#if defined(__linux__)
+  int64_t numel = 1;
+  for (const int64_t s : sizes) numel *= s;
+  const size_t nbytes = static_cast<size_t>(numel) * opts.dtype().itemsize();
+  if (nbytes < 2 * kHugePage) return at::Tensor();
+  const size_t len = nbytes + kHugePage;
+  void* base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) return at::Tensor();
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(base);
+  void* aligned = reinterpret_cast<void*>((addr + kHugePage - 1) & ~(kHugePage - 1));
+#ifdef MADV_HUGEPAGE
+  madvise(aligned, nbytes, MADV_HUGEPAGE);
+#endif
+  return at::from_blob(
+      aligned, sizes, [base, len](void*) { munmap(base, len); }, opts);
+#else
+  (void)sizes;
+  (void)opts;
+  return at::Tensor();
+#endif
+}
 
 void check_inputs(const at::Tensor& image, const at::Tensor& H, int interp, int pad) {
   TORCH_CHECK(image.dim() == 4, "warp_perspective: image must be (B, C, H, W), got ",
@@ -331,7 +365,8 @@ void backward_rows(const T* gout_b, const int64_t gs[3], const T* img_b, T* gimg
 
 template <typename T, int INTERP, int PAD, bool NEED_IMG, bool NEED_H>
 void backward_impl(const at::Tensor& gout, const at::Tensor& img,
-                   const std::vector<ItemParams>& params, at::Tensor& gimg_t, at::Tensor& gH_t) {
+                   const std::vector<ItemParams>& params, at::Tensor& gimg_t, at::Tensor& gH_t,
+                   bool gimg_zeroed) {
   const int64_t B = img.size(0), C = img.size(1), H = img.size(2), W = img.size(3);
   const int64_t oh = gout.size(2), ow = gout.size(3);
   const int64_t item = C * H * W;
@@ -357,7 +392,7 @@ void backward_impl(const at::Tensor& gout, const at::Tensor& img,
       for (int64_t b = begin; b < end; ++b) {
         double dN[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
         T* gi = NEED_IMG ? gimg + b * item : nullptr;
-        if (NEED_IMG) std::fill_n(gi, item, T(0));
+        if (NEED_IMG && !gimg_zeroed) std::fill_n(gi, item, T(0));
         if (params[b].valid)
           backward_rows<T, INTERP, PAD, NEED_IMG, NEED_H>(gp + b * gsb, gs, ip + b * item, gi,
                                                           Ns.data() + b * 9, C, H, W, ow, 0, oh,
@@ -374,7 +409,7 @@ void backward_impl(const at::Tensor& gout, const at::Tensor& img,
   std::vector<double> dNs(static_cast<size_t>(chunks) * 9);
   for (int64_t b = 0; b < B; ++b) {
     std::fill(dNs.begin(), dNs.end(), 0.0);
-    if (NEED_IMG) std::fill_n(gimg + b * item, item, T(0));
+    if (NEED_IMG && !gimg_zeroed) std::fill_n(gimg + b * item, item, T(0));
     if (!params[b].valid) {
       store_h(b, dNs.data());
       continue;
@@ -430,7 +465,9 @@ at::Tensor warp_perspective_cpu(const at::Tensor& image, const at::Tensor& H, in
   check_inputs(image, H, interp, pad);
   TORCH_CHECK(out_h > 0 && out_w > 0, "warp_perspective: out_h and out_w must be positive");
   const at::Tensor img = image.contiguous(), Hc = H.contiguous();
-  at::Tensor out = at::empty({img.size(0), img.size(1), out_h, out_w}, img.options());
+  const std::array<int64_t, 4> out_sizes = {img.size(0), img.size(1), out_h, out_w};
+  at::Tensor out = alloc_fresh_zeroed(out_sizes, img.options());
+  if (!out.defined()) out = at::empty(out_sizes, img.options());
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "warp_perspective_cpu", [&] {
     const auto params = prepare_all<scalar_t>(Hc);
@@ -458,10 +495,16 @@ std::tuple<at::Tensor, at::Tensor> warp_perspective_backward_cpu(
   const bool need_h = H_requires_grad && interp == kBilinear;
   // A gradient that is not requested comes back as an empty tensor. The image gradient is
   // zeroed inside the kernel, by the thread that fills it.
-  at::Tensor gimg = image_requires_grad ? at::empty_like(img) : at::empty({0}, img.options());
+  at::Tensor gimg = at::empty({0}, img.options());
+  bool gimg_zeroed = false;
+  if (image_requires_grad) {
+    gimg = alloc_fresh_zeroed(img.sizes(), img.options());
+    gimg_zeroed = gimg.defined();
+    if (!gimg_zeroed) gimg = at::empty_like(img);
+  }
   at::Tensor gH = H_requires_grad ? at::zeros_like(Hc) : at::empty({0}, Hc.options());
   if (img.numel() == 0 || (!image_requires_grad && !need_h)) {
-    if (image_requires_grad) gimg.zero_();
+    if (image_requires_grad && !gimg_zeroed) gimg.zero_();
     return {gimg, gH};
   }
   AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "warp_perspective_backward_cpu", [&] {
@@ -469,11 +512,14 @@ std::tuple<at::Tensor, at::Tensor> warp_perspective_backward_cpu(
     dispatch_modes(interp, pad, [&](auto I, auto P) {
       constexpr int kI = decltype(I)::value, kP = decltype(P)::value;
       if (image_requires_grad && need_h)
-        backward_impl<scalar_t, kI, kP, true, true>(grad_output, img, params, gimg, gH);
+        backward_impl<scalar_t, kI, kP, true, true>(grad_output, img, params, gimg, gH,
+                                                    gimg_zeroed);
       else if (image_requires_grad)
-        backward_impl<scalar_t, kI, kP, true, false>(grad_output, img, params, gimg, gH);
+        backward_impl<scalar_t, kI, kP, true, false>(grad_output, img, params, gimg, gH,
+                                                     gimg_zeroed);
       else
-        backward_impl<scalar_t, kI, kP, false, true>(grad_output, img, params, gimg, gH);
+        backward_impl<scalar_t, kI, kP, false, true>(grad_output, img, params, gimg, gH,
+                                                     true);
     });
   });
   return {gimg, gH};
