@@ -269,6 +269,10 @@ def transform_points2d(H: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"points must be (B, N, 2) with B = {H.shape[0]}, got {tuple(points.shape)}"
         )
+    if points.dtype != H.dtype or points.device != H.device:
+        raise TypeError(
+            f"points ({points.dtype}, {points.device}) must match H ({H.dtype}, {H.device})"
+        )
     hom = points @ H[:, :, :2].transpose(1, 2) + H[:, None, :, 2]
     return hom[..., :2] / hom[..., 2:]
 
@@ -280,6 +284,8 @@ def _check_rotation_points(R: torch.Tensor, X: torch.Tensor) -> None:
         raise ValueError(f"R must be (B, 3, 3), got shape {tuple(R.shape)}")
     if X.dim() != 3 or X.shape[-1] != 3 or X.shape[0] != R.shape[0]:
         raise ValueError(f"X must be (B, N, 3) with B = {R.shape[0]}, got {tuple(X.shape)}")
+    if X.dtype != R.dtype or X.device != R.device:
+        raise TypeError(f"X ({X.dtype}, {X.device}) must match R ({R.dtype}, {R.device})")
 
 
 def to_rectified(R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
@@ -322,6 +328,10 @@ def rectify_images(
     if images.dim() != 4 or images.shape[0] != K.shape[0]:
         raise ValueError(
             f"images must be (B, C, H, W) with B = K.shape[0], got shape {tuple(images.shape)}"
+        )
+    if images.dtype != K.dtype or images.device != K.device:
+        raise TypeError(
+            f"images ({images.dtype}, {images.device}) must match K ({K.dtype}, {K.device})"
         )
     rect = rectification(K, center, side, focal=focal, out_size=out_size, scale=scale, mode=mode)
     crops = warp_perspective(images, rect.H, (out_size, out_size), padding_mode=padding_mode)

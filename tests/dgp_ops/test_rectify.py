@@ -241,3 +241,10 @@ def test_bad_input_points_and_images():
         rc.rectify_images(torch.rand(3, 3, 8, 8), K, center, side)
     with pytest.raises(ValueError, match="size"):
         rc.canonical_intrinsics(1000.0, 0)
+    with pytest.raises(TypeError, match="points"):
+        rc.transform_points2d(torch.eye(3)[None], torch.zeros(1, 4, 2, dtype=torch.float64))
+    with pytest.raises(TypeError, match="X"):
+        rc.from_rectified(torch.eye(3)[None], torch.zeros(1, 4, 3, dtype=torch.float64))
+    K, center, side = cameras(2, dtype=torch.float32)
+    with pytest.raises(TypeError, match="images"):
+        rc.rectify_images(torch.rand(2, 3, 8, 8, dtype=torch.float64), K, center, side)
