@@ -235,6 +235,11 @@ def test_opcheck():
         torch.ops.dgp_ops.warp_perspective_backward.default,
         (gout, img.detach(), H.detach(), "bilinear", "zeros", True, True),
     )
+    for flags in ((True, False), (False, True)):
+        torch.library.opcheck(
+            torch.ops.dgp_ops.warp_perspective_backward.default,
+            (gout, img.detach(), H.detach(), "bilinear", "reflection", *flags),
+        )
 
 
 def test_torch_compile_fullgraph():
