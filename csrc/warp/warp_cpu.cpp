@@ -231,6 +231,13 @@ __attribute__((target("avx2,fma"))) void forward_row_avx2_f32(
   // Pixel-major, all channels per pixel: the planes' rows stream in together.
   for (int64_t x = 0; x < ow8; ++x) {
     const float* p = src + off[x];
+    if (x + 16 < ow8) {
+      const float* pf = src + off[x + 16];
+      for (int64_t c = 0; c < C; ++c, pf += plane) {
+        _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(pf + W), _MM_HINT_T0);
+      }
+    }
     const float fx = fxs[x], fy = fys[x];
     float* o = orow + x;
     for (int64_t c = 0; c < C; ++c, p += plane, o += out_plane) {
