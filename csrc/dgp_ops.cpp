@@ -20,4 +20,10 @@ TORCH_LIBRARY(dgp_ops, m) {
       "Tensor K, Tensor weights, float damping) -> (Tensor, Tensor, Tensor, Tensor)");
 
   // ---- perspective warp (csrc/warp) ----
+  m.def(
+      "warp_perspective(Tensor image, Tensor H, int out_h, int out_w, str mode, "
+      "str padding_mode) -> Tensor");
+  m.def(
+      "warp_perspective_backward(Tensor grad_output, Tensor image, Tensor H, str mode, "
+      "str padding_mode, bool image_requires_grad, bool H_requires_grad) -> (Tensor, Tensor)");
 }

@@ -1,0 +1,249 @@
+// CUDA kernels of dgp_ops::warp_perspective and its backward: one thread per output pixel
+// around the per-pixel functions of warp_kernel.h. The image gradient is scattered with
+// atomicAdd; the H gradient is reduced per block (warp shuffles, then shared memory) and
+// added with one atomic per block and entry, then turned into dL/dH per item.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "warp/warp_kernel.h"
+
+namespace dgp_ops {
+namespace warp {
+namespace {
+
+constexpr int kThreads = 256;
+// Per-item parameters on the device: N (9), Hinv (9), c, valid.
+constexpr int kParamStride = 20;
+
+template <typename T>
+__global__ void prepare_kernel(const T* __restrict__ H, double* __restrict__ params, int64_t B) {
+  const int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (b >= B) return;
+  const ItemParams p = prepare_item<T>(H + b * 9);
+  double* o = params + b * kParamStride;
+  for (int k = 0; k < 9; ++k) {
+    o[k] = p.N[k];
+    o[9 + k] = p.Hinv[k];
+  }
+  o[18] = p.c;
+  o[19] = p.valid ? 1.0 : 0.0;
+}
+
+template <typename T>
+__device__ inline bool load_n(const double* params, int64_t b, T N[9]) {
+  const double* p = params + b * kParamStride;
+  for (int k = 0; k < 9; ++k) N[k] = static_cast<T>(p[k]);
+  return p[19] != 0.0;
+}
+
+template <typename T, int INTERP, int PAD>
+__global__ void forward_kernel(const T* __restrict__ img, const double* __restrict__ params,
+                               T* __restrict__ out, int64_t B, int64_t C, int64_t H, int64_t W,
+                               int64_t oh, int64_t ow) {
+  const int64_t pix = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t b = blockIdx.y;
+  const int64_t out_plane = oh * ow;
+  if (pix >= out_plane) return;
+  const int64_t y = pix / ow, x = pix % ow;
+  T* o = out + b * C * out_plane + pix;
+  T N[9];
+  Footprint<T> f;
+  if (load_n<T>(params, b, N) &&
+      footprint<T, INTERP, PAD>(N, static_cast<T>(x), static_cast<T>(y), H, W, f)) {
+    sample_pixel<T, INTERP, PAD>(f, img + b * C * H * W, C, W, H * W, o, out_plane);
+  } else {
+    for (int64_t c = 0; c < C; ++c) o[c * out_plane] = T(0);
+  }
+}
+
+struct AtomicAdd {
+  template <typename T>
+  __device__ void operator()(T* p, T v) const {
+    atomicAdd(p, v);
+  }
+};
+
+template <typename T, int INTERP, int PAD>
+__global__ void backward_kernel(const T* __restrict__ gout, const T* __restrict__ img,
+                                const double* __restrict__ params, T* __restrict__ gimg,
+                                double* __restrict__ dN_out, int64_t B, int64_t C, int64_t H,
+                                int64_t W, int64_t oh, int64_t ow, bool need_h) {
+  const int64_t pix = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t b = blockIdx.y;
+  const int64_t out_plane = oh * ow, plane = H * W;
+  T dN[9] = {T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0), T(0)};
+  if (pix < out_plane) {
+    const int64_t y = pix / ow, x = pix % ow;
+    T N[9];
+    Footprint<T> f;
+    const T xx = static_cast<T>(x), yy = static_cast<T>(y);
+    if (load_n<T>(params, b, N) && footprint<T, INTERP, PAD>(N, xx, yy, H, W, f)) {
+      backward_pixel<T, INTERP, PAD>(f, xx, yy, img + b * C * plane,
+                                     gimg != nullptr ? gimg + b * C * plane : nullptr,
+                                     gout + b * C * out_plane + pix, C, W, plane, out_plane,
+                                     need_h, dN, AtomicAdd{});
+    }
+  }
+  if (!need_h) return;
+  // Block reduction of the 9 partial sums, in double.
+  __shared__ double shared[9][kThreads / 32];
+  const int lane = threadIdx.x % 32, warp_id = threadIdx.x / 32;
+  for (int k = 0; k < 9; ++k) {
+    double v = static_cast<double>(dN[k]);
+    for (int s = 16; s > 0; s /= 2) v += __shfl_down_sync(0xffffffffu, v, s);
+    if (lane == 0) shared[k][warp_id] = v;
+  }
+  __syncthreads();
+  if (warp_id == 0) {
+    for (int k = 0; k < 9; ++k) {
+      double v = lane < kThreads / 32 ? shared[k][lane] : 0.0;
+      for (int s = 16; s > 0; s /= 2) v += __shfl_down_sync(0xffffffffu, v, s);
+      if (lane == 0) atomicAdd(dN_out + b * 9 + k, v);
+    }
+  }
+}
+
+template <typename T>
+__global__ void finish_h_kernel(const double* __restrict__ params, const double* __restrict__ dN,
+                                T* __restrict__ gH, int64_t B) {
+  const int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (b >= B) return;
+  const double* p = params + b * kParamStride;
+  ItemParams ip;
+  for (int k = 0; k < 9; ++k) {
+    ip.N[k] = p[k];
+    ip.Hinv[k] = p[9 + k];
+  }
+  ip.c = p[18];
+  ip.valid = p[19] != 0.0;
+  double dH[9];
+  finish_h_grad(ip, dN + b * 9, dH);
+  for (int k = 0; k < 9; ++k) gH[b * 9 + k] = static_cast<T>(dH[k]);
+}
+
+template <typename F>
+void dispatch_modes(int interp, int pad, F&& f) {
+  if (interp == kBilinear) {
+    if (pad == kZeros)
+      return f(std::integral_constant<int, kBilinear>{}, std::integral_constant<int, kZeros>{});
+    if (pad == kBorder)
+      return f(std::integral_constant<int, kBilinear>{}, std::integral_constant<int, kBorder>{});
+    return f(std::integral_constant<int, kBilinear>{}, std::integral_constant<int, kReflection>{});
+  }
+  if (pad == kZeros)
+    return f(std::integral_constant<int, kNearest>{}, std::integral_constant<int, kZeros>{});
+  if (pad == kBorder)
+    return f(std::integral_constant<int, kNearest>{}, std::integral_constant<int, kBorder>{});
+  return f(std::integral_constant<int, kNearest>{}, std::integral_constant<int, kReflection>{});
+}
+
+void check_inputs(const at::Tensor& image, const at::Tensor& H, int interp, int pad) {
+  TORCH_CHECK(image.dim() == 4, "warp_perspective: image must be (B, C, H, W)");
+  TORCH_CHECK(H.dim() == 3 && H.size(0) == image.size(0) && H.size(1) == 3 && H.size(2) == 3,
+              "warp_perspective: H must be (B, 3, 3) with B = image.size(0)");
+  TORCH_CHECK(image.scalar_type() == at::kFloat || image.scalar_type() == at::kDouble,
+              "warp_perspective: image must be float32 or float64");
+  TORCH_CHECK(H.scalar_type() == image.scalar_type(),
+              "warp_perspective: H must have the dtype of image");
+  TORCH_CHECK(H.device() == image.device(), "warp_perspective: H and image devices differ");
+  TORCH_CHECK(image.size(2) > 0 && image.size(3) > 0,
+              "warp_perspective: image height and width must be positive");
+  TORCH_CHECK(image.size(0) <= 65535, "warp_perspective: CUDA batch must be at most 65535");
+  TORCH_CHECK(interp >= 0, "warp_perspective: mode must be 'bilinear' or 'nearest'");
+  TORCH_CHECK(pad >= 0,
+              "warp_perspective: padding_mode must be 'zeros', 'border' or 'reflection'");
+}
+
+at::Tensor prepare_params(const at::Tensor& Hc) {
+  const int64_t B = Hc.size(0);
+  at::Tensor params = at::empty({B, kParamStride}, Hc.options().dtype(at::kDouble));
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(Hc.scalar_type(), "warp_prepare_cuda", [&] {
+    prepare_kernel<scalar_t><<<(B + 127) / 128, 128, 0, stream>>>(
+        Hc.data_ptr<scalar_t>(), params.data_ptr<double>(), B);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return params;
+}
+
+at::Tensor warp_perspective_cuda(const at::Tensor& image, const at::Tensor& H, int64_t out_h,
+                                 int64_t out_w, c10::string_view mode,
+                                 c10::string_view padding_mode) {
+  const int interp = interp_code(mode), pad = padding_code(padding_mode);
+  check_inputs(image, H, interp, pad);
+  TORCH_CHECK(out_h > 0 && out_w > 0, "warp_perspective: out_h and out_w must be positive");
+  const c10::cuda::CUDAGuard guard(image.device());
+  const at::Tensor img = image.contiguous(), Hc = H.contiguous();
+  const int64_t B = img.size(0), C = img.size(1);
+  at::Tensor out = at::empty({B, C, out_h, out_w}, img.options());
+  if (out.numel() == 0) return out;
+  const at::Tensor params = prepare_params(Hc);
+  const dim3 grid(static_cast<unsigned>((out_h * out_w + kThreads - 1) / kThreads),
+                  static_cast<unsigned>(B));
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "warp_perspective_cuda", [&] {
+    dispatch_modes(interp, pad, [&](auto I, auto P) {
+      forward_kernel<scalar_t, decltype(I)::value, decltype(P)::value>
+          <<<grid, kThreads, 0, stream>>>(img.data_ptr<scalar_t>(), params.data_ptr<double>(),
+                                          out.data_ptr<scalar_t>(), B, C, img.size(2),
+                                          img.size(3), out_h, out_w);
+    });
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> warp_perspective_backward_cuda(
+    const at::Tensor& grad_output, const at::Tensor& image, const at::Tensor& H,
+    c10::string_view mode, c10::string_view padding_mode, bool image_requires_grad,
+    bool H_requires_grad) {
+  const int interp = interp_code(mode), pad = padding_code(padding_mode);
+  check_inputs(image, H, interp, pad);
+  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == image.size(0) &&
+                  grad_output.size(1) == image.size(1),
+              "warp_perspective_backward: grad_output must be (B, C, out_h, out_w)");
+  TORCH_CHECK(grad_output.scalar_type() == image.scalar_type(),
+              "warp_perspective_backward: grad_output must have the dtype of image");
+  const c10::cuda::CUDAGuard guard(image.device());
+  const at::Tensor img = image.contiguous(), Hc = H.contiguous();
+  const at::Tensor g = grad_output.contiguous();
+  const bool need_h = H_requires_grad && interp == kBilinear;
+  at::Tensor gimg = image_requires_grad ? at::zeros_like(img) : at::empty({0}, img.options());
+  at::Tensor gH = H_requires_grad ? at::zeros_like(Hc) : at::empty({0}, Hc.options());
+  if (g.numel() == 0 || (!image_requires_grad && !need_h)) return {gimg, gH};
+  const int64_t B = img.size(0), C = img.size(1), oh = g.size(2), ow = g.size(3);
+  const at::Tensor params = prepare_params(Hc);
+  at::Tensor dN = at::zeros({B, 9}, img.options().dtype(at::kDouble));
+  const dim3 grid(static_cast<unsigned>((oh * ow + kThreads - 1) / kThreads),
+                  static_cast<unsigned>(B));
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "warp_perspective_backward_cuda", [&] {
+    dispatch_modes(interp, pad, [&](auto I, auto P) {
+      backward_kernel<scalar_t, decltype(I)::value, decltype(P)::value>
+          <<<grid, kThreads, 0, stream>>>(
+              g.data_ptr<scalar_t>(), img.data_ptr<scalar_t>(), params.data_ptr<double>(),
+              image_requires_grad ? gimg.data_ptr<scalar_t>() : nullptr, dN.data_ptr<double>(),
+              B, C, img.size(2), img.size(3), oh, ow, need_h);
+    });
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    if (need_h) {
+      finish_h_kernel<scalar_t><<<(B + 127) / 128, 128, 0, stream>>>(
+          params.data_ptr<double>(), dN.data_ptr<double>(), gH.data_ptr<scalar_t>(), B);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+  });
+  return {gimg, gH};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(dgp_ops, CUDA, m) {
+  m.impl("warp_perspective", &warp_perspective_cuda);
+  m.impl("warp_perspective_backward", &warp_perspective_backward_cuda);
+}
+
+}  // namespace warp
+}  // namespace dgp_ops

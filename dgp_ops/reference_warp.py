@@ -1,0 +1,71 @@
+"""Slow, obviously-correct PyTorch version of ``warp_perspective``: the test oracle.
+
+Materialises the sampling grid and calls ``torch.nn.functional.grid_sample`` with
+``align_corners=True`` (pixel centres at integers), so autograd gives both gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["warp_perspective_reference", "warp_grid_reference"]
+
+# Same threshold as the fused kernel (kMinW in csrc/warp/warp_kernel.h).
+_MIN_W = 1e-6
+
+
+def warp_grid_reference(
+    H: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sampling grid of the warp by ``H`` (source → output pixels).
+
+    Args:
+        H: ``(B, 3, 3)``.
+        in_size: source ``(H_in, W_in)``.
+        out_size: ``(out_h, out_w)``.
+
+    Returns:
+        ``grid`` ``(B, out_h, out_w, 2)`` in ``grid_sample``'s ``align_corners=True``
+        normalised coordinates and ``valid`` ``(B, 1, out_h, out_w)`` (source in front of the
+        camera, ``w`` > threshold after scaling ``H⁻¹`` to ``adj(H) / max|adj(H)|``).
+    """
+    B = H.shape[0]
+    out_h, out_w = out_size
+    in_h, in_w = in_size
+    scale = H.abs().flatten(1).amax(dim=1)[:, None, None]
+    Hn = H / scale
+    adj = torch.linalg.det(Hn)[:, None, None] * torch.linalg.inv(Hn)
+    N = adj / adj.abs().flatten(1).amax(dim=1)[:, None, None]
+    ys, xs = torch.meshgrid(
+        torch.arange(out_h, dtype=H.dtype, device=H.device),
+        torch.arange(out_w, dtype=H.dtype, device=H.device),
+        indexing="ij",
+    )
+    pix = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).reshape(-1, 3)
+    src = pix @ N.transpose(1, 2)  # (B, P, 3)
+    w = src[..., 2]
+    valid = w > _MIN_W
+    safe_w = torch.where(valid, w, torch.ones_like(w))
+    u = src[..., 0] / safe_w
+    v = src[..., 1] / safe_w
+    gx = 2.0 * u / max(in_w - 1, 1) - 1.0 if in_w > 1 else torch.zeros_like(u)
+    gy = 2.0 * v / max(in_h - 1, 1) - 1.0 if in_h > 1 else torch.zeros_like(v)
+    grid = torch.stack([gx, gy], dim=-1)
+    grid = torch.where(valid[..., None], grid, torch.zeros_like(grid))
+    return grid.reshape(B, out_h, out_w, 2), valid.reshape(B, 1, out_h, out_w)
+
+
+def warp_perspective_reference(
+    image: torch.Tensor,
+    H: torch.Tensor,
+    out_size: tuple[int, int],
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+) -> torch.Tensor:
+    """Reference ``warp_perspective``: same arguments and semantics, via ``grid_sample``."""
+    if H.dim() == 2:
+        H = H.expand(image.shape[0], 3, 3)
+    grid, valid = warp_grid_reference(H, tuple(image.shape[2:]), tuple(out_size))
+    out = F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+    return out * valid.to(out.dtype)

@@ -1,0 +1,176 @@
+"""Fused, differentiable perspective warp: ``dgp_ops.warp_perspective``.
+
+Each output pixel computes its source location from ``H⁻¹`` on the fly and samples the
+image there; no sampling grid is materialised, forward or backward. Gradients flow to the
+image and to ``H``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["warp_perspective", "MODES", "PADDING_MODES"]
+
+MODES = ("bilinear", "nearest")
+PADDING_MODES = ("zeros", "border", "reflection")
+
+# Matches kMinRelDet in csrc/warp/warp_kernel.h: |det(H / max|H|)| at or below this is singular.
+_MIN_REL_DET = 1e-12
+
+_op = torch.ops.dgp_ops.warp_perspective
+_op_backward = torch.ops.dgp_ops.warp_perspective_backward
+
+
+@torch.library.register_fake("dgp_ops::warp_perspective")
+def _warp_fake(image, H, out_h, out_w, mode, padding_mode):
+    torch._check(image.dim() == 4, lambda: "image must be (B, C, H, W)")
+    torch._check(H.dim() == 3 and H.shape[1:] == (3, 3), lambda: "H must be (B, 3, 3)")
+    torch._check(H.shape[0] == image.shape[0], lambda: "H and image batch sizes differ")
+    torch._check(H.dtype == image.dtype, lambda: "H must have the dtype of image")
+    torch._check(out_h > 0 and out_w > 0, lambda: "out_h and out_w must be positive")
+    return image.new_empty((image.shape[0], image.shape[1], out_h, out_w))
+
+
+@torch.library.register_fake("dgp_ops::warp_perspective_backward")
+def _warp_backward_fake(
+    grad_output, image, H, mode, padding_mode, image_requires_grad, H_requires_grad
+):
+    torch._check(grad_output.dim() == 4, lambda: "grad_output must be (B, C, out_h, out_w)")
+    # A gradient that is not requested is returned as an empty tensor.
+    grad_image = (
+        torch.empty_like(image, memory_format=torch.contiguous_format)
+        if image_requires_grad
+        else image.new_empty((0,))
+    )
+    grad_h = (
+        torch.empty_like(H, memory_format=torch.contiguous_format)
+        if H_requires_grad
+        else H.new_empty((0,))
+    )
+    return grad_image, grad_h
+
+
+def _setup_context(ctx, inputs, output):
+    image, H, _out_h, _out_w, mode, padding_mode = inputs
+    ctx.save_for_backward(image, H)
+    ctx.mode = mode
+    ctx.padding_mode = padding_mode
+
+
+def _backward(ctx, grad_output):
+    image, H = ctx.saved_tensors
+    need_image, need_h = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    grad_image, grad_h = _op_backward(
+        grad_output, image, H, ctx.mode, ctx.padding_mode, need_image, need_h
+    )
+    return (
+        grad_image if need_image else None,
+        grad_h if need_h else None,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+torch.library.register_autograd(
+    "dgp_ops::warp_perspective", _backward, setup_context=_setup_context
+)
+
+
+def _check_h_values(H: torch.Tensor) -> None:
+    """Raise ValueError for non-finite or singular homographies (needs the values)."""
+    if H.numel() == 0:
+        return
+    with torch.no_grad():
+        finite = torch.isfinite(H).flatten(1).all(dim=1)
+        if not bool(finite.all()):
+            bad = torch.nonzero(~finite).flatten().tolist()
+            raise ValueError(f"H has non-finite entries (NaN or Inf) in batch items {bad}")
+        scale = H.abs().flatten(1).amax(dim=1).clamp_min(torch.finfo(H.dtype).tiny)
+        det = torch.linalg.det((H / scale[:, None, None]).double())
+        singular = ~(det.abs() > _MIN_REL_DET)
+        if bool(singular.any()):
+            bad = torch.nonzero(singular).flatten().tolist()
+            raise ValueError(f"H is singular (not invertible) in batch items {bad}")
+
+
+def warp_perspective(
+    image: torch.Tensor,
+    H: torch.Tensor,
+    out_size: Sequence[int],
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+) -> torch.Tensor:
+    """Warp images by homographies, differentiably in both the image and ``H``.
+
+    Same geometry as ``cv2.warpPerspective(src, H, (out_w, out_h))`` (without
+    ``WARP_INVERSE_MAP``): output pixel ``p`` samples the source at ``H⁻¹ p``. Pixel centres
+    are at integer coordinates; ``(u, v)`` = (column, row).
+
+    Args:
+        image: ``(B, C, H_in, W_in)`` float32 or float64.
+        H: ``(B, 3, 3)`` or ``(3, 3)`` (shared by the batch), same dtype and device as
+            ``image``; maps source pixel coordinates to output pixel coordinates. Only the
+            ratio of its entries matters (``H`` and ``-H`` warp alike).
+        out_size: ``(out_h, out_w)`` in pixels, both positive.
+        mode: ``"bilinear"`` or ``"nearest"`` (round half to even, like ``grid_sample``).
+            ``nearest`` gives no gradient to ``H`` (piecewise constant).
+        padding_mode: value of samples outside the image: ``"zeros"``; ``"border"`` (replicate
+            the edge pixel); ``"reflection"`` (mirror about the edge pixel centres, i.e.
+            ``grid_sample(..., align_corners=True)``'s reflection and OpenCV's
+            ``BORDER_REFLECT_101``).
+
+    Returns:
+        ``(B, C, out_h, out_w)`` with the dtype of ``image``. Output pixels whose source is
+        at infinity or behind the camera (homogeneous ``w ≤ 0`` once ``H`` is scaled so that
+        ``H⁻¹ ∝ adj(H)``) are 0 in every padding mode and get zero gradient.
+
+    Raises:
+        TypeError: non-tensor inputs or unsupported dtypes.
+        ValueError: wrong shapes, mismatched dtype/device, non-positive ``out_size``, unknown
+            modes, and (outside ``torch.compile``) NaN/Inf or singular ``H``. Inside a
+            compiled graph such items are not checked; their output is all zeros.
+
+    Example:
+        >>> img = torch.rand(2, 3, 64, 80)
+        >>> H = torch.tensor([[0.5, 0.0, 4.0], [0.0, 0.5, 2.0], [0.0, 0.0, 1.0]])
+        >>> warp_perspective(img, H, (32, 48)).shape
+        torch.Size([2, 3, 32, 48])
+    """
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"image must be a torch.Tensor, got {type(image).__name__}")
+    if not isinstance(H, torch.Tensor):
+        raise TypeError(f"H must be a torch.Tensor, got {type(H).__name__}")
+    if image.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"image must be float32 or float64, got {image.dtype}")
+    if image.dim() != 4:
+        raise ValueError(f"image must be (B, C, H, W), got shape {tuple(image.shape)}")
+    if image.shape[2] < 1 or image.shape[3] < 1:
+        raise ValueError(f"image height and width must be positive, got {tuple(image.shape)}")
+    if H.dtype != image.dtype:
+        raise TypeError(f"H must have the dtype of image ({image.dtype}), got {H.dtype}")
+    if H.device != image.device:
+        raise ValueError(f"H is on {H.device} but image is on {image.device}")
+    batch = image.shape[0]
+    if H.dim() == 2 and H.shape == (3, 3):
+        H = H.expand(batch, 3, 3)
+    elif not (H.dim() == 3 and H.shape[1:] == (3, 3) and H.shape[0] == batch):
+        raise ValueError(
+            f"H must be (3, 3) or (B, 3, 3) with B = {batch}, got shape {tuple(H.shape)}"
+        )
+    if isinstance(out_size, torch.Size | tuple | list) and len(out_size) == 2:
+        out_h, out_w = (int(s) for s in out_size)
+    else:
+        raise ValueError(f"out_size must be (out_h, out_w), got {out_size!r}")
+    if out_h <= 0 or out_w <= 0:
+        raise ValueError(f"out_size must be positive, got {(out_h, out_w)}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+    if not torch.compiler.is_compiling():
+        _check_h_values(H)
+    return _op(image, H.contiguous(), out_h, out_w, mode, padding_mode)
