@@ -106,6 +106,9 @@ def test_eval_crop_mode_is_plain_crop(dataset):
     np.testing.assert_allclose(out["K"], A @ s["K"], rtol=1e-5, atol=1e-3)
     assert out["mask"].dtype == torch.uint8 and out["mask"].shape == (224, 224)
     assert set(out["mask"].unique().tolist()) <= {0, 1}
+    ref = cv2.warpPerspective(s["mask"], A, (224, 224), flags=cv2.INTER_NEAREST)
+    differ = (out["mask"].numpy() != ref).mean()
+    assert ref.sum() > 1000 and differ < 0.01  # only rounding ties at the mask's edges
 
 
 @settings(max_examples=20, deadline=None)
@@ -239,3 +242,25 @@ def test_loader_rejects_mixed_keys(dataset):
         collate_samples([a, {"y": torch.zeros(2)}])
     with pytest.raises(ValueError, match="batch_size"):
         make_loader(dataset, None, batch_size=0)
+
+
+def test_ho3d_samples_through_pipeline(tmp_path):
+    from handdgp_models.data import HO3D
+    from handdgp_models.hand import load_mano
+    from tests.handdgp_models.fixtures import write_ho3d
+
+    write_ho3d(tmp_path / "tr", {"SM1": 1})
+    s = HO3D(tmp_path / "tr", mano=load_mano(None, tip_ids="ho3d"))[0]
+    out = HandInputPipeline(PipelineConfig(focal=500.0))(s, torch.Generator().manual_seed(0))
+    _check_view(out, s)
+
+    write_ho3d(tmp_path / "ev", {"SM2": 1}, split="evaluation")
+    s = HO3D(tmp_path / "ev", "evaluation")[0]
+    pipe = HandInputPipeline(PipelineConfig(focal=500.0, train=False))
+    out = pipe(s)
+    assert "joints2d" not in out and "joints3d" not in out
+    np.testing.assert_allclose(out["root"], out["R"] @ torch.from_numpy(s["root3d"]), atol=1e-6)
+    # the box centre is on the optical axis of the rectified camera
+    np.testing.assert_allclose(_hom(out["H"], torch.from_numpy(s["box"][None, :2])),
+                               [[112.0, 112.0]], atol=1e-3)
+    assert torch.equal(pipe(s)["image"], out["image"])
