@@ -18,5 +18,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without a build
         "build the CUDA kernels on a machine without a visible GPU."
     ) from exc
 
+from . import dlt, reference  # noqa: E402  (needs the ops registered by _C)
+from .dlt import solve_translation  # noqa: E402
+
 __version__ = "0.1.0"
-__all__: list[str] = []
+__all__: list[str] = ["dlt", "reference", "solve_translation"]

@@ -1,0 +1,1 @@
+"""Micro-benchmarks of the dgp_ops kernels (run as ``python -m benchmarks.<name>``)."""

@@ -1,0 +1,65 @@
+// Small fixed-size matrix helpers (row-major, double) shared by CPU and CUDA kernels.
+#pragma once
+
+#include "common/host_device.h"
+
+namespace dgp_ops {
+
+HOST_DEVICE inline bool is_finite_d(double x) { return x - x == 0.0; }
+
+// Inverse of a general 3x3 matrix via the adjugate. Returns false when the matrix is singular
+// or the result is not finite.
+HOST_DEVICE inline bool inv3(const double a[9], double out[9]) {
+  const double c00 = a[4] * a[8] - a[5] * a[7];
+  const double c01 = a[5] * a[6] - a[3] * a[8];
+  const double c02 = a[3] * a[7] - a[4] * a[6];
+  const double det = a[0] * c00 + a[1] * c01 + a[2] * c02;
+  if (!(det != 0.0) || !is_finite_d(det)) return false;
+  const double id = 1.0 / det;
+  out[0] = c00 * id;
+  out[1] = (a[2] * a[7] - a[1] * a[8]) * id;
+  out[2] = (a[1] * a[5] - a[2] * a[4]) * id;
+  out[3] = c01 * id;
+  out[4] = (a[0] * a[8] - a[2] * a[6]) * id;
+  out[5] = (a[2] * a[3] - a[0] * a[5]) * id;
+  out[6] = c02 * id;
+  out[7] = (a[1] * a[6] - a[0] * a[7]) * id;
+  out[8] = (a[0] * a[4] - a[1] * a[3]) * id;
+  for (int i = 0; i < 9; ++i)
+    if (!is_finite_d(out[i])) return false;
+  return true;
+}
+
+// Cholesky factor of a symmetric 3x3 matrix given as its upper triangle
+// s = {m00, m01, m02, m11, m12, m22}; L = {l00, l10, l11, l20, l21, l22}.
+// Returns false unless every pivot exceeds rel_tol * trace (and everything is finite).
+HOST_DEVICE inline bool chol3(const double s[6], double rel_tol, double L[6]) {
+  const double tr = s[0] + s[3] + s[5];
+  if (!is_finite_d(tr) || !(tr > 0.0)) return false;
+  const double tol = rel_tol * tr;
+  const double d0 = s[0];
+  if (!(d0 > tol)) return false;
+  L[0] = sqrt(d0);
+  L[1] = s[1] / L[0];
+  L[3] = s[2] / L[0];
+  const double d1 = s[3] - L[1] * L[1];
+  if (!(d1 > tol)) return false;
+  L[2] = sqrt(d1);
+  L[4] = (s[4] - L[3] * L[1]) / L[2];
+  const double d2 = s[5] - L[3] * L[3] - L[4] * L[4];
+  if (!(d2 > tol)) return false;
+  L[5] = sqrt(d2);
+  return true;
+}
+
+// Solves (L L^T) x = b for the factor returned by chol3.
+HOST_DEVICE inline void chol3_solve(const double L[6], const double b[3], double x[3]) {
+  const double y0 = b[0] / L[0];
+  const double y1 = (b[1] - L[1] * y0) / L[2];
+  const double y2 = (b[2] - L[3] * y0 - L[4] * y1) / L[5];
+  x[2] = y2 / L[5];
+  x[1] = (y1 - L[4] * x[2]) / L[2];
+  x[0] = (y0 - L[1] * x[1] - L[3] * x[2]) / L[0];
+}
+
+}  // namespace dgp_ops

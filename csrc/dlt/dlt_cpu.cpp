@@ -1,0 +1,85 @@
+// CPU kernels of the weighted DLT translation ops: one parallel_for over batch items.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+#include <torch/types.h>
+
+#include <tuple>
+
+#include "dlt/dlt_kernel.h"
+
+namespace dgp_ops {
+namespace {
+
+constexpr int64_t kGrain = 64;
+
+std::tuple<at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor& points3d,
+                                                   const at::Tensor& points2d,
+                                                   const at::Tensor& K, const at::Tensor& weights,
+                                                   double damping) {
+  const auto p3 = points3d.contiguous();
+  const auto p2 = points2d.contiguous();
+  const auto k = K.contiguous();
+  const auto w = weights.contiguous();
+  const int64_t B = p3.size(0), N = p3.size(1);
+  auto t = at::empty({B, 3}, p3.options());
+  auto valid = at::empty({B}, p3.options().dtype(at::kBool));
+  AT_DISPATCH_FLOATING_TYPES(p3.scalar_type(), "weighted_dlt_translation_cpu", [&] {
+    const scalar_t* p3d = p3.const_data_ptr<scalar_t>();
+    const scalar_t* p2d = p2.const_data_ptr<scalar_t>();
+    const scalar_t* kd = k.const_data_ptr<scalar_t>();
+    const scalar_t* wd = w.const_data_ptr<scalar_t>();
+    scalar_t* td = t.mutable_data_ptr<scalar_t>();
+    bool* vd = valid.mutable_data_ptr<bool>();
+    at::parallel_for(0, B, kGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        vd[b] = dlt::forward_item(p3d + b * N * 3, p2d + b * N * 2, kd + b * 9, wd + b * N, N,
+                                  damping, td + b * 3);
+      }
+    });
+  });
+  return {t, valid};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dlt_backward_cpu(
+    const at::Tensor& grad_t, const at::Tensor& points3d, const at::Tensor& points2d,
+    const at::Tensor& K, const at::Tensor& weights, double damping) {
+  const auto gt = grad_t.contiguous();
+  const auto p3 = points3d.contiguous();
+  const auto p2 = points2d.contiguous();
+  const auto k = K.contiguous();
+  const auto w = weights.contiguous();
+  const int64_t B = p3.size(0), N = p3.size(1);
+  auto g3 = at::empty_like(p3);
+  auto g2 = at::empty_like(p2);
+  auto gK = at::empty_like(k);
+  auto gw = at::empty_like(w);
+  AT_DISPATCH_FLOATING_TYPES(p3.scalar_type(), "weighted_dlt_translation_backward_cpu", [&] {
+    const scalar_t* gtd = gt.const_data_ptr<scalar_t>();
+    const scalar_t* p3d = p3.const_data_ptr<scalar_t>();
+    const scalar_t* p2d = p2.const_data_ptr<scalar_t>();
+    const scalar_t* kd = k.const_data_ptr<scalar_t>();
+    const scalar_t* wd = w.const_data_ptr<scalar_t>();
+    scalar_t* g3d = g3.mutable_data_ptr<scalar_t>();
+    scalar_t* g2d = g2.mutable_data_ptr<scalar_t>();
+    scalar_t* gKd = gK.mutable_data_ptr<scalar_t>();
+    scalar_t* gwd = gw.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, B, kGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        dlt::backward_item(gtd + b * 3, p3d + b * N * 3, p2d + b * N * 2, kd + b * 9,
+                           wd + b * N, N, damping, g3d + b * N * 3, g2d + b * N * 2,
+                           gKd + b * 9, gwd + b * N);
+      }
+    });
+  });
+  return {g3, g2, gK, gw};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(dgp_ops, CPU, m) {
+  m.impl("weighted_dlt_translation", &dlt_forward_cpu);
+  m.impl("weighted_dlt_translation_backward", &dlt_backward_cpu);
+}
+
+}  // namespace dgp_ops
