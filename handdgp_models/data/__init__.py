@@ -1,5 +1,13 @@
 """Data: synthetic hands, renderer, dataset loaders and the input pipeline."""
 
+from .augment import PhotometricConfig
+from .freihand import FREIHAND_VERSIONS, FreiHAND
+from .ho3d import HO3D, HO3D_TO_OPENPOSE, OPENPOSE_TO_HO3D
+from .loader import collate_samples, make_loader
+from .pipeline import HandInputPipeline, PipelineConfig
 from .synthetic import CAMERA_DOMAINS, CameraDomain, SyntheticHands
 
 __all__ = ["CAMERA_DOMAINS", "CameraDomain", "SyntheticHands"]
+__all__ += ["FREIHAND_VERSIONS", "HO3D", "HO3D_TO_OPENPOSE", "OPENPOSE_TO_HO3D", "FreiHAND",
+            "HandInputPipeline", "PhotometricConfig", "PipelineConfig", "collate_samples",
+            "make_loader"]
