@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 
 import dgp_ops
-from benchmarks._timing_warp import (
-    interleaved_medians,
+from benchmarks._timing import (
     max_rss_mb,
     peak_rss_delta_mb,
     reset_peak_rss,
+    time_interleaved,
 )
 from dgp_ops.reference_warp import warp_grid_reference
 
@@ -82,6 +82,12 @@ def fwd_bwd(method: str, img: torch.Tensor, H: torch.Tensor, S: int, grid=None) 
     out.sum().backward()
 
 
+def _medians_ms(fns: dict, reps: int) -> dict[str, float]:
+    """Interleaved median wall times in milliseconds."""
+    secs = time_interleaved(fns, reps=reps, warmup=1, budget_s=float("inf"))
+    return {name: s * 1e3 for name, s in secs.items()}
+
+
 def measure_memory(method: str, B: int, h: int, w: int, S: int) -> None:
     """Subprocess entry: print the peak RSS increase of one forward + backward as JSON."""
     img, H = make_inputs(B, h, w, S)
@@ -113,7 +119,7 @@ def run(B: int, h: int, w: int, S: int, reps: int) -> str:
         finally:
             torch.set_num_threads(threads)
 
-    fwd = interleaved_medians(
+    fwd = _medians_ms(
         {
             "dgp_ops": lambda: dgp_ops.warp_perspective(img, H, (S, S)),
             "dgp_ops (1 thread)": dgp_one_thread,
@@ -127,7 +133,7 @@ def run(B: int, h: int, w: int, S: int, reps: int) -> str:
     )
     imgg = img.clone().requires_grad_(True)
     Hg = H.clone().requires_grad_(True)
-    bwd = interleaved_medians(
+    bwd = _medians_ms(
         {m: (lambda m=m: fwd_bwd(m, imgg, Hg, S, grid)) for m in MEMORY_METHODS}, reps
     )
     gc.collect()

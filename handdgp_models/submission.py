@@ -1,0 +1,83 @@
+"""Writers for benchmark submission files (FreiHAND and HO3D-v2 ``pred.json``) and PCK plots."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from handdgp_models.metrics import _as_points
+
+# Index i of the HO3D joint order takes OpenPose/FreiHAND joint OPENPOSE_TO_HO3D[i].
+OPENPOSE_TO_HO3D = (0, 5, 6, 7, 9, 10, 11, 17, 18, 19, 13, 14, 15, 1, 2, 3, 4, 8, 12, 16, 20)
+# OpenCV (y down, z forward) <-> OpenGL (y up, z backward).
+CV_TO_GL = np.array([1.0, -1.0, -1.0])
+
+
+def _to_array(name: str, value: Any, count: int | None) -> np.ndarray:
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor):
+        value = torch.stack(list(value))
+    return _as_points(name, value, count)
+
+
+def _write(path: str | os.PathLike, joints: np.ndarray, verts: np.ndarray) -> None:
+    if joints.shape[0] != verts.shape[0]:
+        raise ValueError(
+            f"joints batch {joints.shape[0]} does not match verts batch {verts.shape[0]}"
+        )
+    with open(path, "w") as f:
+        json.dump([joints.tolist(), verts.tolist()], f)
+
+
+def write_freihand_pred(path: str | os.PathLike, xyz_list: Any, verts_list: Any) -> None:
+    """Write FreiHAND's ``pred.json``: ``[xyz_list, verts_list]`` as plain lists in metres.
+
+    Args:
+        path: output file.
+        xyz_list: ``(B, 21, 3)`` joints, OpenPose order, OpenCV camera, metres.
+        verts_list: ``(B, 778, 3)`` MANO vertices, metres.
+    """
+    joints = _to_array("xyz_list", xyz_list, 21)
+    verts = _to_array("verts_list", verts_list, 778)
+    _write(path, joints, verts)
+
+
+def write_ho3d_pred(path: str | os.PathLike, joints: Any, verts: Any) -> None:
+    """Write an HO3D-v2 ``pred.json``: ``[xyz_list, verts_list]`` in HO3D joint order, OpenGL axes.
+
+    Args:
+        path: output file.
+        joints: ``(B, 21, 3)`` joints, OpenPose order, OpenCV camera, metres.
+        verts: ``(B, 778, 3)`` MANO vertices, OpenCV camera, metres.
+    """
+    j = _to_array("joints", joints, 21)
+    v = _to_array("verts", verts, 778)
+    _write(path, j[:, list(OPENPOSE_TO_HO3D)] * CV_TO_GL, v * CV_TO_GL)
+
+
+def plot_pck(curves: dict[str, tuple[Any, Any]], path: str | os.PathLike) -> None:
+    """Plot PCK curves ``{name: (thresholds_mm, pck)}`` to a PNG at ``path`` (legend shows AUC)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from handdgp_models.metrics import auc
+
+    if not curves:
+        raise ValueError("curves must contain at least one (thresholds, pck) entry")
+    fig, ax = plt.subplots(figsize=(5, 4))
+    try:
+        for name, (thr, pck) in curves.items():
+            ax.plot(thr, pck, label=f"{name} (AUC {auc(thr, pck):.3f})")
+        ax.set_xlabel("threshold (mm)")
+        ax.set_ylabel("3D PCK")
+        ax.set_ylim(0.0, 1.0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right")
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)
