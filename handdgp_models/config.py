@@ -52,8 +52,9 @@ _SMALL = {
     "model": {"backbone": "resnet18", "input_size": 128, "mesh_channels": [64, 64, 48, 32, 16],
               "feature_channels": 64, "weight_hidden": 128, "weight_channels": 16,
               "kp_hidden": [128, 64], "focal": 170.0},
-    "data": {"two_views": False, "train_samples": 2000, "test_samples": 300},
-    "train": {"batch_size": 16, "steps": 1500, "lr": 1e-3, "checkpoint_every": 250},
+    "data": {"two_views": False, "train_samples": 1600, "test_samples": 200},
+    "train": {"batch_size": 16, "steps": 320, "stage1_fraction": 0.3, "lr": 1e-3,
+              "checkpoint_every": 50},
     "eval": {"batch_size": 32, "overlays": 6},
 }
 
