@@ -97,7 +97,7 @@ def camera_losses(out: dict, batch: dict, size: int) -> dict:
     """Translation, projected-vertex and projected-joint terms over valid items only."""
     valid = out["valid"]
     if not bool(valid.any()):
-        zero = out["t"].sum() * 0.0
+        zero = torch.nan_to_num(out["t"]).sum() * 0.0  # keeps the graph, never NaN
         return {"transl": zero, "proj_verts": zero, "proj_joints": zero}
     K = batch["K"][valid]
     t = out["t"][valid]
