@@ -111,7 +111,8 @@ class _MeshDecoder(nn.Module):
     def __init__(self, in_ch: int, cfg: NetworkConfig, hier: MeshHierarchy) -> None:
         super().__init__()
         c = cfg.feature_channels
-        self.reduce = nn.Sequential(nn.Conv2d(in_ch, c, 1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 1))
+        self.reduce = nn.Sequential(nn.Conv2d(in_ch, c, 1), nn.ReLU(inplace=True),
+                                    nn.Conv2d(c, c, 1))
         sizes = hier.sizes  # fine -> coarse
         ch = cfg.mesh_channels  # coarse -> fine
         self.lift = nn.Parameter(torch.randn(sizes[-1], 21) / 21 ** 0.5 + 1.0 / 21)
