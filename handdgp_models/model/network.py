@@ -66,13 +66,14 @@ def sample_features(features: torch.Tensor, points: torch.Tensor, size: int) -> 
     """Bilinearly sample ``features`` (B, C, h, w) at input-pixel ``points`` (B, N, 2).
 
     Pixel ``u`` of an ``size``-wide input lies at feature column ``(u + 0.5) w / size - 0.5``
-    (pixel centres at integers). Returns (B, N, C); outside points read zeros.
+    (pixel centres at integers). Returns (B, N, C); outside points read the border.
     """
     h, w = features.shape[-2:]
     fu = (points[..., 0] + 0.5) * w / size - 0.5
     fv = (points[..., 1] + 0.5) * h / size - 0.5
     grid = torch.stack([2 * fu / max(w - 1, 1) - 1, 2 * fv / max(h - 1, 1) - 1], -1)
-    out = F.grid_sample(features, grid[:, :, None], mode="bilinear", align_corners=True)
+    out = F.grid_sample(features, grid[:, :, None], mode="bilinear", padding_mode="border",
+                        align_corners=True)
     return out[..., 0].transpose(1, 2)
 
 
@@ -104,7 +105,8 @@ class _KeypointHead(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:  # -> (B, 21, 2) in [0, 1]-ish
         maps = self.conv(feat).flatten(2)
-        return self.mlp(maps)
+        # centred at init: keypoints start inside the crop, so the sampled features vary
+        return 0.5 + self.mlp(maps)
 
 
 class _MeshDecoder(nn.Module):
