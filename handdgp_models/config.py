@@ -23,7 +23,7 @@ def default_config() -> dict:
         "model": {"backbone": "resnet50", "backbone_weights": None, "input_size": 224,
                   "mesh_channels": [256, 256, 128, 64, 32], "feature_channels": 256,
                   "weight_hidden": 1024, "weight_channels": 97, "kp_hidden": [224, 112],
-                  "method": "dgp", "focal": 300.0},
+                  "method": "dgp", "focal": 300.0, "rescale": True},
         "data": {"dataset": "synthetic", "train_samples": 2000, "test_samples": 300,
                  "seed": 0, "test_seed": 1000, "mode": "perspective", "two_views": True,
                  "occlusion_prob": 0.3, "cache_dir": None, "shift": 0.1, "scale_jitter": 0.2,

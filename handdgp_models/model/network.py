@@ -35,6 +35,11 @@ class NetworkConfig:
         kp_hidden: hidden sizes of the per-keypoint 2D MLP (224, 112).
         method: one of :data:`METHODS`.
         focal: canonical focal length of the input (root regression uses it as depth scale).
+        rescale: scale the predicted root-relative mesh so that its mean wrist-to-keypoint
+            distance equals the template's before DGP (the supplement's reference-bone
+            rescaling, with all 20 keypoints as the reference for robustness). Depth from
+            DGP is proportional to this scale, so it keeps an early, shrunken mesh from
+            putting the hand far too close.
     """
 
     backbone: str = "resnet50"
@@ -47,6 +52,7 @@ class NetworkConfig:
     kp_hidden: list[int] = field(default_factory=lambda: [224, 112])
     method: str = "dgp"
     focal: float = 1000.0
+    rescale: bool = False
 
     def __post_init__(self) -> None:
         if self.backbone not in _BACKBONES:
@@ -185,6 +191,8 @@ class HandDGP(nn.Module):
             self.root_head = nn.Sequential(nn.Linear(ch, 256), nn.ReLU(True), nn.Linear(256, 3))
         self.register_buffer("regressor", keypoint_regressor.float().clone(), persistent=False)
         self.register_buffer("faces", faces.long().clone(), persistent=False)
+        tj = keypoint_regressor.float() @ torch.from_numpy(hierarchy.vertices[0]).float()
+        self.ref_spread = float((tj[1:] - tj[:1]).norm(dim=-1).mean())
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -216,6 +224,10 @@ class HandDGP(nn.Module):
         joints = self.regressor @ verts
         root = joints[:, :1]
         verts_rel, joints_rel = verts - root, joints - root
+        if self.config.rescale:
+            spread = joints_rel[:, 1:].norm(dim=-1).mean(1).clamp(min=1e-4)
+            scale = (self.ref_spread / spread)[:, None, None]
+            verts_rel, joints_rel = verts_rel * scale, joints_rel * scale
         method = self.config.method
         if method == "dgp":
             weights = self.weight_head(feat, kp2d, s)

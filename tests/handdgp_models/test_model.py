@@ -97,3 +97,17 @@ def test_camera_loss_gradients_reach_2d_and_weight_heads(tmp_path):
     for name, mod in [("2D head", model.keypoints), ("weight head", model.weight_head)]:
         g = sum(p.grad.abs().sum() for p in mod.parameters() if p.grad is not None)
         assert g > 0, name
+
+
+def test_rescale_sets_the_template_spread(tmp_path, hand):
+    model, cfg = _tiny("dgp", tmp_path)
+    assert model.config.rescale
+    S = cfg["model"]["input_size"]
+    K = torch.tensor([[85.0, 0, S / 2], [0, 85.0, S / 2], [0, 0, 1]]).expand(3, 3, 3)
+    with torch.no_grad():
+        out = model(torch.rand(3, 3, S, S), K)
+    tj = hand.keypoint_regressor @ hand.template
+    ref = (tj[1:] - tj[:1]).norm(dim=-1).mean()
+    spread = out["joints_rel"][:, 1:].norm(dim=-1).mean(1)
+    torch.testing.assert_close(spread, ref.expand(3), rtol=1e-4, atol=1e-6)
+    assert 0.05 < float(ref) < 0.15  # a hand: wrist to keypoints about 5-15 cm
