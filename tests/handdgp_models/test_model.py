@@ -1,0 +1,99 @@
+"""HandDGP network: shapes, mesh hierarchy, feature sampling, gradients through DGP."""
+
+import pytest
+import torch
+
+from handdgp_models.config import load_config
+from handdgp_models.hand import load_mano
+from handdgp_models.losses import camera_losses
+from handdgp_models.model import build_model, load_hierarchy, sample_features
+
+
+@pytest.fixture(scope="module")
+def hand():
+    return load_mano()
+
+
+@pytest.fixture(scope="module")
+def hier(hand, tmp_path_factory):
+    return load_hierarchy(hand.template, hand.faces, cache_dir=tmp_path_factory.mktemp("h"))
+
+
+def _tiny(method="dgp", cache=None):
+    cfg = load_config("tiny")
+    cfg["model"]["method"] = method
+    return build_model(cfg["model"], cache_dir=cache), cfg
+
+
+def test_hierarchy_shapes_and_rows(hier, hand):
+    assert hier.sizes[0] == hand.template.shape[0]
+    assert all(a > b for a, b in zip(hier.sizes, hier.sizes[1:], strict=False))
+    for level, up in enumerate(hier.up):
+        assert up.shape == (hier.sizes[level], hier.sizes[level + 1])
+        torch.testing.assert_close(up.sum(1), torch.ones(up.shape[0]), atol=1e-5, rtol=0)
+        assert (up >= 0).all()
+        # interpolating coarse positions lands near the fine mesh (within a few mm)
+        fine = torch.from_numpy(hier.vertices[level]).float()
+        coarse = torch.from_numpy(hier.vertices[level + 1]).float()
+        assert (up @ coarse - fine).norm(dim=1).median() < 0.005
+    for v, s in zip(hier.vertices, hier.spirals, strict=True):
+        assert s.shape == (v.shape[0], 9)
+        assert (s[:, 0] == torch.arange(v.shape[0])).all()
+        assert s.max() < v.shape[0]
+
+
+def test_hierarchy_cache_roundtrip(hand, tmp_path):
+    a = load_hierarchy(hand.template, hand.faces, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("mesh_hierarchy_*.pt"))) == 1
+    b = load_hierarchy(hand.template, hand.faces, cache_dir=tmp_path)
+    assert all(torch.equal(x, y) for x, y in zip(a.spirals, b.spirals, strict=True))
+
+
+def test_sample_features_reads_pixel_centres():
+    feat = torch.arange(16.0).view(1, 1, 4, 4)
+    # input of 8 px, feature stride 2: feature cell (r, c) is centred at pixel 2c + 0.5
+    pts = torch.tensor([[[0.5, 0.5], [6.5, 2.5], [4.5, 6.5]]])
+    out = sample_features(feat, pts, 8)[0, :, 0]
+    torch.testing.assert_close(out, torch.tensor([0.0, 7.0, 14.0]))
+
+
+@pytest.mark.parametrize("method", ["dgp", "dgp_uniform", "root_regression"])
+def test_forward_shapes(method, tmp_path):
+    model, cfg = _tiny(method, tmp_path)
+    S = cfg["model"]["input_size"]
+    K = torch.tensor([[85.0, 0, S / 2], [0, 85.0, S / 2], [0, 0, 1]]).expand(2, 3, 3)
+    out = model(torch.rand(2, 3, S, S), K, torch.eye(3).expand(2, 3, 3))
+    assert out["kp2d"].shape == (2, 21, 2)
+    assert out["verts_cam"].shape == (2, 778, 3) and out["joints_orig"].shape == (2, 21, 3)
+    assert out["t"].shape == (2, 3) and out["weights"].shape == (2, 21)
+    torch.testing.assert_close(out["joints_rel"][:, 0], torch.zeros(2, 3))
+    if method == "dgp_uniform":
+        assert (out["weights"] == 1).all()
+    with pytest.raises(ValueError, match="image"):
+        model(torch.rand(2, 3, S + 32, S + 32), K)
+
+
+def test_paper_config_builds_and_runs(tmp_path):
+    cfg = load_config("paper")
+    model = build_model(cfg["model"], cache_dir=tmp_path).eval()
+    K = torch.tensor([[300.0, 0, 112], [0, 300.0, 112], [0, 0, 1]])[None]
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 224, 224), K)
+    assert out["verts_cam"].shape == (1, 778, 3)
+
+
+def test_camera_loss_gradients_reach_2d_and_weight_heads(tmp_path):
+    """A camera-space loss alone trains the 2D head and the weight head through the DLT."""
+    model, cfg = _tiny("dgp", tmp_path)
+    S = cfg["model"]["input_size"]
+    torch.manual_seed(0)
+    K = torch.tensor([[85.0, 0, S / 2], [0, 85.0, S / 2], [0, 0, 1]]).expand(2, 3, 3)
+    out = model(torch.rand(2, 3, S, S), K)
+    assert out["valid"].all()
+    batch = {"K": K, "root": torch.tensor([[0.0, 0.0, 0.5], [0.05, 0.0, 0.7]]),
+             "verts3d": out["verts_cam"].detach() + 0.01}
+    loss = camera_losses(out, batch, S)["transl"]
+    loss.backward()
+    for name, mod in [("2D head", model.keypoints), ("weight head", model.weight_head)]:
+        g = sum(p.grad.abs().sum() for p in mod.parameters() if p.grad is not None)
+        assert g > 0, name
