@@ -13,6 +13,35 @@ namespace {
 
 constexpr int64_t kGrain = 64;
 
+// The per-item loops are compiled twice on x86-64 (for Haswell-class CPUs, with AVX2 and FMA,
+// and for the baseline) and the clone is picked at load time: FMA contraction shortens the
+// scalar dependency chains of the per-point math (about 25% faster here).
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+#define DGP_CPU_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define DGP_CPU_CLONES
+#endif
+
+template <typename T>
+DGP_CPU_CLONES void forward_range(
+    int64_t begin, int64_t end, int64_t N, double damping, const T* p3d, const T* p2d,
+    const T* kd, const T* wd, T* td, bool* vd) {
+  for (int64_t b = begin; b < end; ++b) {
+    vd[b] = dlt::forward_item(p3d + b * N * 3, p2d + b * N * 2, kd + b * 9, wd + b * N, N,
+                              damping, td + b * 3);
+  }
+}
+
+template <typename T>
+DGP_CPU_CLONES void backward_range(
+    int64_t begin, int64_t end, int64_t N, double damping, const T* gtd, const T* p3d,
+    const T* p2d, const T* kd, const T* wd, T* g3d, T* g2d, T* gKd, T* gwd) {
+  for (int64_t b = begin; b < end; ++b) {
+    dlt::backward_item(gtd + b * 3, p3d + b * N * 3, p2d + b * N * 2, kd + b * 9, wd + b * N, N,
+                       damping, g3d + b * N * 3, g2d + b * N * 2, gKd + b * 9, gwd + b * N);
+  }
+}
+
 std::tuple<at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor& points3d,
                                                    const at::Tensor& points2d,
                                                    const at::Tensor& K, const at::Tensor& weights,
@@ -32,10 +61,7 @@ std::tuple<at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor& points3d,
     scalar_t* td = t.mutable_data_ptr<scalar_t>();
     bool* vd = valid.mutable_data_ptr<bool>();
     at::parallel_for(0, B, kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) {
-        vd[b] = dlt::forward_item(p3d + b * N * 3, p2d + b * N * 2, kd + b * 9, wd + b * N, N,
-                                  damping, td + b * 3);
-      }
+      forward_range<scalar_t>(begin, end, N, damping, p3d, p2d, kd, wd, td, vd);
     });
   });
   return {t, valid};
@@ -65,11 +91,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dlt_backward_cpu(
     scalar_t* gKd = gK.mutable_data_ptr<scalar_t>();
     scalar_t* gwd = gw.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, B, kGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) {
-        dlt::backward_item(gtd + b * 3, p3d + b * N * 3, p2d + b * N * 2, kd + b * 9,
-                           wd + b * N, N, damping, g3d + b * N * 3, g2d + b * N * 2,
-                           gKd + b * 9, gwd + b * N);
-      }
+      backward_range<scalar_t>(begin, end, N, damping, gtd, p3d, p2d, kd, wd, g3d, g2d, gKd,
+                               gwd);
     });
   });
   return {g3, g2, gK, gw};
