@@ -37,10 +37,10 @@ class LossWeights:
 def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     """Pinhole projection of (B, N, 3) camera points with (B, 3, 3) intrinsics → (B, N, 2).
 
-    Depth is clamped at 1 cm so a bad early prediction cannot blow up the loss.
+    Depth is clamped at 5 cm so a bad early prediction cannot blow up the loss.
     """
     p = points @ K.transpose(1, 2)
-    return p[..., :2] / p[..., 2:].clamp(min=1e-2)
+    return p[..., :2] / p[..., 2:].clamp(min=5e-2)
 
 
 def _face_vectors(verts: torch.Tensor, faces: torch.Tensor):

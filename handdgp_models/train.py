@@ -237,7 +237,12 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: bool = True, progres
     opt = torch.optim.Adam(model.parameters(), lr=float(tc["lr"]),
                            weight_decay=float(tc["weight_decay"]))
     decay_at = int(float(tc["lr_decay_at"]) * total)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 if s >= decay_at else 1.0)
+    f2 = float(tc.get("stage2_lr_factor", 1.0))
+
+    def lr_factor(s: int) -> float:  # stage 2 fine-tunes at a lower rate
+        return (0.1 if s >= decay_at else 1.0) * (f2 if s >= stage1 else 1.0)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     weights = LossWeights(**cfg["loss"])
     step, skipped, invalid = 0, 0, 0
     ckpt_path = out_dir / "checkpoint.pt"
