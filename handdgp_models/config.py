@@ -54,7 +54,7 @@ _SMALL = {
               "feature_channels": 64, "weight_hidden": 128, "weight_channels": 16,
               "kp_hidden": [128, 64], "focal": 170.0},
     "data": {"two_views": False, "train_samples": 1600, "test_samples": 200},
-    "train": {"batch_size": 16, "steps": 320, "stage1_fraction": 0.3, "lr": 1e-3,
+    "train": {"batch_size": 16, "steps": 1000, "stage1_fraction": 0.3, "lr": 1e-3,
               "checkpoint_every": 50},
     "eval": {"batch_size": 32, "overlays": 6},
 }
