@@ -4,8 +4,8 @@ Two-stage DLT vs end-to-end DGP vs root regression, with and without rectificati
 and without learned weights. Every variant trains the same network for the same number of
 steps on one shared rendered dataset and is evaluated on the test cameras.
 
-    python -m benchmarks.ablation --out runs/ablation            # default budget (about 35 min on 2 cores)
-    python -m benchmarks.ablation --out /tmp/abl --quick         # smoke test (about a minute)
+    python -m benchmarks.ablation --out runs/ablation    # default budget (about 35 min, 2 cores)
+    python -m benchmarks.ablation --out /tmp/abl --quick # smoke test (about a minute)
 """
 
 from __future__ import annotations
