@@ -24,18 +24,36 @@ HOST_DEVICE inline bool load_kinv(const T* K, double kinv[9]) {
   return inv3(k, kinv);
 }
 
+// One correspondence's DLT rows: normalised coordinates (up, vp) = rows 0, 1 of K^-1 [u, v, 1],
+// right-hand sides b1 = x - z up, b2 = y - z vp, and its weight, in double.
+struct PointRows {
+  double u, v, up, vp, z, w, b1, b2;
+};
+
+template <typename T>
+HOST_DEVICE inline PointRows point_rows(const T* p3, const T* p2, const double kinv[9],
+                                        const T* w, int64_t i) {
+  PointRows r;
+  r.u = p2[2 * i];
+  r.v = p2[2 * i + 1];
+  r.up = kinv[0] * r.u + kinv[1] * r.v + kinv[2];
+  r.vp = kinv[3] * r.u + kinv[4] * r.v + kinv[5];
+  r.z = p3[3 * i + 2];
+  r.w = w[i];
+  r.b1 = static_cast<double>(p3[3 * i]) - r.z * r.up;
+  r.b2 = static_cast<double>(p3[3 * i + 1]) - r.z * r.vp;
+  return r;
+}
+
 // Accumulates the upper triangle of M (s) and optionally r. Returns false on non-finite sums.
 template <typename T>
 HOST_DEVICE inline bool accumulate(const T* p3, const T* p2, const double kinv[9], const T* w,
                                    int64_t n, double damping, double s[6], double r[3]) {
   double sw = 0, su = 0, sv = 0, suu = 0, r0 = 0, r1 = 0, r2 = 0;
   for (int64_t i = 0; i < n; ++i) {
-    const double u = p2[2 * i], v = p2[2 * i + 1];
-    const double up = kinv[0] * u + kinv[1] * v + kinv[2];
-    const double vp = kinv[3] * u + kinv[4] * v + kinv[5];
-    const double x = p3[3 * i], y = p3[3 * i + 1], z = p3[3 * i + 2];
-    const double wi = w[i];
-    const double b1 = x - z * up, b2 = y - z * vp;
+    const PointRows pr = point_rows(p3, p2, kinv, w, i);
+    const double up = pr.up, vp = pr.vp, wi = pr.w;
+    const double b1 = pr.b1, b2 = pr.b2;
     sw += wi;
     su += wi * up;
     sv += wi * vp;
@@ -113,12 +131,9 @@ HOST_DEVICE inline void backward_item(const T* gt, const T* p3, const T* p2, con
   S[8] += c;
   double gkinv[6] = {0, 0, 0, 0, 0, 0};  // rows 0 and 1 of dL/dKinv
   for (int64_t i = 0; i < n; ++i) {
-    const double u = p2[2 * i], v = p2[2 * i + 1];
-    const double up = kinv[0] * u + kinv[1] * v + kinv[2];
-    const double vp = kinv[3] * u + kinv[4] * v + kinv[5];
-    const double x = p3[3 * i], y = p3[3 * i + 1], z = p3[3 * i + 2];
-    const double wi = w[i];
-    const double b1 = x - z * up, b2 = y - z * vp;
+    const PointRows pr = point_rows(p3, p2, kinv, w, i);
+    const double u = pr.u, v = pr.v, up = pr.up, vp = pr.vp, z = pr.z, wi = pr.w;
+    const double b1 = pr.b1, b2 = pr.b2;
     // a1 = [-1, 0, up], a2 = [0, -1, vp]
     const double la1 = -lam[0] + lam[2] * up;  // lam . a1
     const double la2 = -lam[1] + lam[2] * vp;  // lam . a2
