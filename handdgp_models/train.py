@@ -8,6 +8,7 @@ same batches and reaches the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -90,6 +91,19 @@ def _cache_dir(cfg: dict, out_dir: Path) -> Path:
     return Path(c) if c else out_dir / "data"
 
 
+def _camera_domain(name: str, d: dict):
+    """The named synthetic camera domain with the configured depth range (``data.depth``)."""
+    from .data.synthetic import CAMERA_DOMAINS
+
+    domain = CAMERA_DOMAINS[name]
+    depth = d.get("depth")
+    if depth is None:
+        return domain
+    if len(depth) != 2 or not 0.0 < float(depth[0]) <= float(depth[1]):
+        raise ValueError(f"data.depth: expected [min, max] metres with 0 < min <= max, got {depth}")
+    return dataclasses.replace(domain, depth=(float(depth[0]), float(depth[1])))
+
+
 def build_datasets(cfg: dict, out_dir: str | os.PathLike, *, progress: bool = False):
     """Training and test :class:`SyntheticHands`, rendered once into the cache folder."""
     from .data import SyntheticHands
@@ -98,10 +112,12 @@ def build_datasets(cfg: dict, out_dir: str | os.PathLike, *, progress: bool = Fa
     if d["dataset"] != "synthetic":
         raise ValueError(f"data.dataset: only 'synthetic' is built in, got {d['dataset']!r}")
     cache = _cache_dir(cfg, Path(out_dir))
-    train_ds = SyntheticHands(int(d["train_samples"]), int(d["seed"]), camera="train",
-                              occlusion_prob=float(d["occlusion_prob"]), cache_dir=cache)
-    test_ds = SyntheticHands(int(d["test_samples"]), int(d["test_seed"]), camera="test",
-                             occlusion_prob=float(d["occlusion_prob"]), cache_dir=cache)
+    common = {"occlusion_prob": float(d["occlusion_prob"]),
+              "orientation_spread": float(d["orientation_spread"]), "cache_dir": cache}
+    train_ds = SyntheticHands(int(d["train_samples"]), int(d["seed"]),
+                              camera=_camera_domain("train", d), **common)
+    test_ds = SyntheticHands(int(d["test_samples"]), int(d["test_seed"]),
+                             camera=_camera_domain("test", d), **common)
     render_all(train_ds, progress, "render train")
     render_all(test_ds, progress, "render test")
     return train_ds, test_ds

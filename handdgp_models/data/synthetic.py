@@ -51,6 +51,10 @@ class CameraDomain:
     depth: tuple[float, float] = (0.3, 1.2)
 
 
+# The rest hand points its fingers along +x with the palm facing -y; this rotation shows the palm
+# to the camera (palm normal along -z) with the fingers pointing up the image (-y).
+_FACING_CAMERA = Rotation.from_matrix([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
 CAMERA_DOMAINS: dict[str, CameraDomain] = {
     "train": CameraDomain(focal=(400.0, 1200.0),
                           sizes=((224, 224), (256, 256), (240, 320), (300, 400)),
@@ -78,6 +82,9 @@ class SyntheticHands(Dataset):
         occlusion_prob: probability of drawing 1-2 random occluders over the hand; the mask
             keeps only the hand pixels that remain visible.
         hand_model: a :class:`~handdgp_models.hand.HandModel`; the embedded default hand if None.
+        orientation_spread: largest angle in degrees between the hand's global orientation and
+            a palm-to-camera, fingers-up view; the rotation axis is uniform and the angle uniform
+            in ``[0, orientation_spread]``. 180 or more draws orientations uniformly over SO(3).
         cache_dir: optional folder; each generated item is stored there as ``.npz`` under a key
             of all the arguments above (and the hand's template), and read back next time.
 
@@ -91,6 +98,7 @@ class SyntheticHands(Dataset):
                  image_size: Sequence[int] | None = None,
                  camera: str | CameraDomain = "train", occlusion_prob: float = 0.3,
                  hand_model: HandModel | None = None,
+                 orientation_spread: float = 180.0,
                  cache_dir: str | os.PathLike | None = None) -> None:
         if not isinstance(num_samples, (int, np.integer)) or num_samples < 0:
             raise ValueError(f"num_samples: expected a non-negative int, got {num_samples!r}")
@@ -109,7 +117,10 @@ class SyntheticHands(Dataset):
                 raise ValueError(f"image_size: expected (height, width) >= 32, got {image_size}")
         if not 0.0 <= occlusion_prob <= 1.0:
             raise ValueError(f"occlusion_prob: expected a value in [0, 1], got {occlusion_prob}")
+        if not orientation_spread >= 0.0:
+            raise ValueError(f"orientation_spread: expected degrees >= 0, got {orientation_spread}")
         self.num_samples = int(num_samples)
+        self.orientation_spread = float(orientation_spread)
         self.seed = int(seed)
         self.image_size = image_size
         self.camera = camera
@@ -121,7 +132,7 @@ class SyntheticHands(Dataset):
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             h = hashlib.sha1(repr((self.seed, image_size, camera, self.occlusion_prob,
-                                   self.hand.tip_ids)).encode())
+                                   self.hand.tip_ids, self._orientation_key())).encode())
             h.update(self.hand.template.numpy().tobytes())
             h.update(self._faces.tobytes())
             self._cache_key = h.hexdigest()[:16]
@@ -179,9 +190,22 @@ class SyntheticHands(Dataset):
         }
 
     # -- sampling steps -------------------------------------------------------------------
+    def _orientation_key(self) -> float | None:
+        # None keeps the cache keys of uniform orientations unchanged.
+        return None if self.orientation_spread >= 180.0 else self.orientation_spread
+
+    def _sample_orientation(self, rng: np.random.Generator) -> np.ndarray:
+        """Axis-angle (3,) of the hand's global orientation."""
+        if self.orientation_spread >= 180.0:
+            return Rotation.random(random_state=rng).as_rotvec()
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        angle = np.deg2rad(rng.uniform(0.0, self.orientation_spread))
+        return (Rotation.from_rotvec(axis * angle) * _FACING_CAMERA).as_rotvec()
+
     def _sample_hand(self, rng: np.random.Generator):
         fingers = self.hand.sample_pose(1, rng)[0]
-        orient = Rotation.random(random_state=rng).as_rotvec()
+        orient = self._sample_orientation(rng)
         pose = np.concatenate([orient, fingers]).astype(np.float64)
         shape = np.zeros(10)
         k = 6 if self.hand.is_default else 10

@@ -111,6 +111,33 @@ def test_test_domain_differs_and_custom_domain():
     assert set(CAMERA_DOMAINS["train"].sizes).isdisjoint(CAMERA_DOMAINS["test"].sizes)
 
 
+def _palm_normal_and_finger_dir(sample: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Unit palm normal (towards the palm side) and wrist-to-middle-MCP direction, camera space."""
+    j = sample["joints3d"].astype(np.float64)
+    wrist, index_mcp, middle_mcp, pinky_mcp = j[0], j[5], j[9], j[17]
+    # For a right hand, (index - wrist) x (pinky - wrist) points out of the palm.
+    n = np.cross(index_mcp - wrist, pinky_mcp - wrist)
+    f = middle_mcp - wrist
+    return n / np.linalg.norm(n), f / np.linalg.norm(f)
+
+
+def test_orientation_spread_bounds_the_global_rotation():
+    # Spread 0: palm faces the camera (normal towards -z) and fingers point up the image (-y).
+    for i in range(3):
+        n, f = _palm_normal_and_finger_dir(SyntheticHands(3, seed=4, orientation_spread=0.0)[i])
+        assert n[2] < -0.8 and f[1] < -0.8
+    # Spread 60: the angle between the palm normal and -z stays within 60 degrees plus the
+    # finger pose's effect on the MCP joints; the uniform default leaves that range.
+    spread = SyntheticHands(24, seed=5, orientation_spread=60.0)
+    uniform = SyntheticHands(24, seed=5)
+    cos_spread = [-_palm_normal_and_finger_dir(spread[i])[0][2] for i in range(24)]
+    cos_uniform = [-_palm_normal_and_finger_dir(uniform[i])[0][2] for i in range(24)]
+    assert min(cos_spread) > np.cos(np.deg2rad(75.0))
+    assert min(cos_uniform) < 0.0
+    with pytest.raises(ValueError, match="orientation_spread"):
+        SyntheticHands(1, orientation_spread=-1.0)
+
+
 def test_collates_with_a_fixed_image_size():
     ds = SyntheticHands(4, seed=1, image_size=(96, 128))
     batch = next(iter(DataLoader(ds, batch_size=4)))

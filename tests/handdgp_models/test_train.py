@@ -77,3 +77,19 @@ def test_overrides_and_errors(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[train]\nsteps = 3\n')
     assert load_config(path)["train"]["steps"] == 3
+
+
+def test_data_depth_and_orientation_reach_the_datasets(tmp_path):
+    cfg = load_config("tiny", ['data.depth=[0.5, 0.55]', "data.orientation_spread=30",
+                               "data.train_samples=3", "data.test_samples=2"])
+    train_ds, test_ds = build_datasets(cfg, tmp_path)
+    for ds in (train_ds, test_ds):
+        assert ds.camera.depth == (0.5, 0.55) and ds.orientation_spread == 30.0
+        # The hand's centre sits at the drawn depth (the camera sampler may push it back a
+        # few per cent to fit the hand in the image).
+        z = [float(ds[i]["verts3d"][:, 2].min() + ds[i]["verts3d"][:, 2].max()) / 2
+             for i in range(len(ds))]
+        assert all(0.5 <= d <= 0.55 * 1.2 for d in z), z
+    assert test_ds.camera.focal != train_ds.camera.focal
+    with pytest.raises(ValueError, match="data.depth"):
+        build_datasets(load_config("tiny", ["data.depth=[0.9, 0.4]"]), tmp_path)
