@@ -4,7 +4,7 @@ Two-stage DLT vs end-to-end DGP vs root regression, with and without rectificati
 and without learned weights. Every variant trains the same network for the same number of
 steps on one shared rendered dataset and is evaluated on the test cameras.
 
-    python -m benchmarks.ablation --out runs/ablation    # default budget (about 35 min, 2 cores)
+    python -m benchmarks.ablation --out runs/ablation    # default budget (about 45 min, 2 cores)
     python -m benchmarks.ablation --out /tmp/abl --quick # smoke test (about a minute)
 """
 
@@ -92,14 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/ablation")
-    p.add_argument("--steps", type=int, default=None, help="training steps per run (250)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per run (500)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per variant")
     p.add_argument("--train-samples", type=int, default=None)
     p.add_argument("--test-samples", type=int, default=None)
     p.add_argument("--quick", action="store_true", help="tiny network, 2 steps: smoke test")
     p.add_argument("--only", nargs="*", help="restrict to these methods")
     args = p.parse_args(argv)
-    steps = args.steps if args.steps is not None else (2 if args.quick else 250)
+    steps = args.steps if args.steps is not None else (2 if args.quick else 500)
     n_train = args.train_samples or (8 if args.quick else 1000)
     n_test = args.test_samples or (4 if args.quick else 200)
     if steps <= 0 or args.seeds <= 0:
