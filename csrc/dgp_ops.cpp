@@ -14,10 +14,11 @@ TORCH_LIBRARY(dgp_ops, m) {
   // ---- weighted DLT (csrc/dlt) ----
   m.def(
       "weighted_dlt_translation(Tensor points3d, Tensor points2d, Tensor K, Tensor weights, "
-      "float damping) -> (Tensor, Tensor)");
+      "float damping) -> (Tensor, Tensor, Tensor)");
   m.def(
       "weighted_dlt_translation_backward(Tensor grad_t, Tensor points3d, Tensor points2d, "
-      "Tensor K, Tensor weights, float damping) -> (Tensor, Tensor, Tensor, Tensor)");
+      "Tensor K, Tensor weights, Tensor saved, float damping) -> (Tensor, Tensor, Tensor, "
+      "Tensor)");
 
   // ---- perspective warp (csrc/warp) ----
   m.def(

@@ -11,6 +11,10 @@ __all__ = ["solve_translation"]
 _fwd = torch.ops.dgp_ops.weighted_dlt_translation
 _bwd = torch.ops.dgp_ops.weighted_dlt_translation_backward
 
+# Doubles the forward op saves per item for its backward: the Cholesky factor of the normal
+# matrix (6) and the solution (3), all zero for an invalid item.
+SAVED_PER_ITEM = 9
+
 
 @torch.library.register_fake("dgp_ops::weighted_dlt_translation")
 def _fwd_fake(points3d, points2d, K, weights, damping):
@@ -21,14 +25,16 @@ def _fwd_fake(points3d, points2d, K, weights, damping):
     torch._check(weights.shape == (B, N))
     t = points3d.new_empty((B, 3))
     valid = points3d.new_empty((B,), dtype=torch.bool)
-    return t, valid
+    saved = points3d.new_empty((B, SAVED_PER_ITEM), dtype=torch.float64)
+    return t, valid, saved
 
 
 @torch.library.register_fake("dgp_ops::weighted_dlt_translation_backward")
-def _bwd_fake(grad_t, points3d, points2d, K, weights, damping):
+def _bwd_fake(grad_t, points3d, points2d, K, weights, saved, damping):
     torch._check(points3d.dim() == 3 and points3d.size(2) == 3)
     B, N = points3d.size(0), points3d.size(1)
     torch._check(grad_t.shape == (B, 3))
+    torch._check(saved.shape == (B, SAVED_PER_ITEM))
     torch._check(points2d.shape == (B, N, 2))
     torch._check(K.shape == (B, 3, 3))
     torch._check(weights.shape == (B, N))
@@ -42,15 +48,16 @@ def _bwd_fake(grad_t, points3d, points2d, K, weights, damping):
 
 def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
     points3d, points2d, K, weights, damping = inputs
-    ctx.save_for_backward(points3d, points2d, K, weights, output[0])
+    ctx.mark_non_differentiable(output[2])
+    ctx.save_for_backward(points3d, points2d, K, weights, output[2])
     ctx.damping = damping
 
 
-def _backward(ctx: Any, grad_t: torch.Tensor, grad_valid: torch.Tensor | None):
-    points3d, points2d, K, weights, _t = ctx.saved_tensors
+def _backward(ctx: Any, grad_t: torch.Tensor | None, _grad_valid: Any, _grad_saved: Any):
+    points3d, points2d, K, weights, saved = ctx.saved_tensors
     if grad_t is None:
         return None, None, None, None, None
-    g3, g2, gK, gw = _bwd(grad_t, points3d, points2d, K, weights, ctx.damping)
+    g3, g2, gK, gw = _bwd(grad_t, points3d, points2d, K, weights, saved, ctx.damping)
     need = ctx.needs_input_grad
     return (
         g3 if need[0] else None,
@@ -150,5 +157,5 @@ def solve_translation(
         raise ValueError("weights must be non-negative")
     if K.dim() == 2:
         K = K.expand(B, 3, 3)
-    t, valid = _fwd(points3d, points2d, K, weights, float(damping))
+    t, valid, _ = _fwd(points3d, points2d, K, weights, float(damping))
     return (t, valid) if return_valid else t

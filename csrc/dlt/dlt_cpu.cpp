@@ -17,7 +17,7 @@ constexpr int64_t kGrain = 64;
 // and for the baseline) and the clone is picked at load time: FMA contraction shortens the
 // scalar dependency chains of the per-point math (about 25% faster here).
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
-#define DGP_CPU_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#define DGP_CPU_CLONES __attribute__((target_clones("arch=haswell", "default"), flatten))
 #else
 #define DGP_CPU_CLONES
 #endif
@@ -25,24 +25,25 @@ constexpr int64_t kGrain = 64;
 template <typename T>
 DGP_CPU_CLONES void forward_range(
     int64_t begin, int64_t end, int64_t N, double damping, const T* p3d, const T* p2d,
-    const T* kd, const T* wd, T* td, bool* vd) {
+    const T* kd, const T* wd, T* td, bool* vd, double* sd) {
   for (int64_t b = begin; b < end; ++b) {
     vd[b] = dlt::forward_item(p3d + b * N * 3, p2d + b * N * 2, kd + b * 9, wd + b * N, N,
-                              damping, td + b * 3);
+                              damping, td + b * 3, sd + b * dlt::kSaved);
   }
 }
 
 template <typename T>
 DGP_CPU_CLONES void backward_range(
     int64_t begin, int64_t end, int64_t N, double damping, const T* gtd, const T* p3d,
-    const T* p2d, const T* kd, const T* wd, T* g3d, T* g2d, T* gKd, T* gwd) {
+    const T* p2d, const T* kd, const T* wd, const double* sd, T* g3d, T* g2d, T* gKd, T* gwd) {
   for (int64_t b = begin; b < end; ++b) {
-    dlt::backward_item(gtd + b * 3, p3d + b * N * 3, p2d + b * N * 2, kd + b * 9, wd + b * N, N,
-                       damping, g3d + b * N * 3, g2d + b * N * 2, gKd + b * 9, gwd + b * N);
+    dlt::backward_item(gtd + b * 3, p3d + b * N * 3, p2d + b * N * 2, kd + b * 9, wd + b * N,
+                       sd + b * dlt::kSaved, N, damping, g3d + b * N * 3, g2d + b * N * 2,
+                       gKd + b * 9, gwd + b * N);
   }
 }
 
-std::tuple<at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor& points3d,
+std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor& points3d,
                                                    const at::Tensor& points2d,
                                                    const at::Tensor& K, const at::Tensor& weights,
                                                    double damping) {
@@ -53,6 +54,7 @@ std::tuple<at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor& points3d,
   const int64_t B = p3.size(0), N = p3.size(1);
   auto t = at::empty({B, 3}, p3.options());
   auto valid = at::empty({B}, p3.options().dtype(at::kBool));
+  auto saved = at::empty({B, dlt::kSaved}, p3.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES(p3.scalar_type(), "weighted_dlt_translation_cpu", [&] {
     const scalar_t* p3d = p3.const_data_ptr<scalar_t>();
     const scalar_t* p2d = p2.const_data_ptr<scalar_t>();
@@ -60,17 +62,23 @@ std::tuple<at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor& points3d,
     const scalar_t* wd = w.const_data_ptr<scalar_t>();
     scalar_t* td = t.mutable_data_ptr<scalar_t>();
     bool* vd = valid.mutable_data_ptr<bool>();
+    double* sd = saved.mutable_data_ptr<double>();
     at::parallel_for(0, B, kGrain, [&](int64_t begin, int64_t end) {
-      forward_range<scalar_t>(begin, end, N, damping, p3d, p2d, kd, wd, td, vd);
+      forward_range<scalar_t>(begin, end, N, damping, p3d, p2d, kd, wd, td, vd, sd);
     });
   });
-  return {t, valid};
+  return {t, valid, saved};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dlt_backward_cpu(
     const at::Tensor& grad_t, const at::Tensor& points3d, const at::Tensor& points2d,
-    const at::Tensor& K, const at::Tensor& weights, double damping) {
+    const at::Tensor& K, const at::Tensor& weights, const at::Tensor& saved, double damping) {
+  TORCH_CHECK_VALUE(saved.scalar_type() == at::kDouble && saved.dim() == 2 &&
+                        saved.size(0) == points3d.size(0) && saved.size(1) == dlt::kSaved,
+                    "saved must be the (B, ", dlt::kSaved,
+                    ") float64 tensor returned by weighted_dlt_translation");
   const auto gt = grad_t.contiguous();
+  const auto sv = saved.contiguous();
   const auto p3 = points3d.contiguous();
   const auto p2 = points2d.contiguous();
   const auto k = K.contiguous();
@@ -86,13 +94,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dlt_backward_cpu(
     const scalar_t* p2d = p2.const_data_ptr<scalar_t>();
     const scalar_t* kd = k.const_data_ptr<scalar_t>();
     const scalar_t* wd = w.const_data_ptr<scalar_t>();
+    const double* sd = sv.const_data_ptr<double>();
     scalar_t* g3d = g3.mutable_data_ptr<scalar_t>();
     scalar_t* g2d = g2.mutable_data_ptr<scalar_t>();
     scalar_t* gKd = gK.mutable_data_ptr<scalar_t>();
     scalar_t* gwd = gw.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, B, kGrain, [&](int64_t begin, int64_t end) {
-      backward_range<scalar_t>(begin, end, N, damping, gtd, p3d, p2d, kd, wd, g3d, g2d, gKd,
-                               gwd);
+      backward_range<scalar_t>(begin, end, N, damping, gtd, p3d, p2d, kd, wd, sd, g3d, g2d,
+                               gKd, gwd);
     });
   });
   return {g3, g2, gK, gw};

@@ -78,10 +78,15 @@ HOST_DEVICE inline bool accumulate(const T* p3, const T* p2, const double kinv[9
   return ok;
 }
 
-// Solves one item. Writes t (zeros when invalid) and returns whether the item is valid.
+// Number of doubles the forward saves per item for the backward: the Cholesky factor of the
+// damped normal matrix (6) and the solution in double (3); all zero for an invalid item.
+constexpr int kSaved = 9;
+
+// Solves one item. Writes t (zeros when invalid) and the saved factor and solution, and
+// returns whether the item is valid.
 template <typename T>
 HOST_DEVICE inline bool forward_item(const T* p3, const T* p2, const T* K, const T* w, int64_t n,
-                                     double damping, T* t) {
+                                     double damping, T* t, double* saved) {
   double kinv[9], s[6], r[3], L[6], x[3] = {0.0, 0.0, 0.0};
   bool ok = load_kinv(K, kinv) && accumulate(p3, p2, kinv, w, n, damping, s, r) &&
             chol3(s, kPivotRelTol, L);
@@ -90,26 +95,88 @@ HOST_DEVICE inline bool forward_item(const T* p3, const T* p2, const T* K, const
     ok = is_finite_d(x[0]) && is_finite_d(x[1]) && is_finite_d(x[2]);
   }
   for (int i = 0; i < 3; ++i) t[i] = ok ? static_cast<T>(x[i]) : T(0);
+  for (int i = 0; i < 6; ++i) saved[i] = ok ? L[i] : 0.0;
+  for (int i = 0; i < 3; ++i) saved[6 + i] = ok ? x[i] : 0.0;
   return ok;
 }
 
-// Gradients of one item given grad_t (gt). Invalid items get all-zero gradients.
+// Per-point arithmetic type of the backward: the factor and the solve stay in double, but the
+// per-point chain rule of a float32 item runs in float so the CPU can vectorise it 8-wide.
+template <typename T>
+struct PointMath {
+  using type = double;
+};
+template <>
+struct PointMath<float> {
+  using type = float;
+};
+
+// The per-point part of the backward: given lam = M^-1 gt, the symmetric dL/dM (S, 3x3) and
+// K^-1, writes the gradients of every point's inputs and returns rows 0 and 1 of dL/dKinv
+// (gkinv, accumulated in C).
+template <typename T, typename C>
+HOST_DEVICE inline void backward_points(const T* __restrict__ p3, const T* __restrict__ p2,
+                                        const T* __restrict__ w, int64_t n, const C kinv[9],
+                                        const C lam[3], const C S[9], T* __restrict__ g3,
+                                        T* __restrict__ g2, T* __restrict__ gw, C gkinv[6]) {
+  C k0 = 0, k1 = 0, k2 = 0, k3 = 0, k4 = 0, k5 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const C u = p2[2 * i], v = p2[2 * i + 1];
+    const C x = p3[3 * i], y = p3[3 * i + 1], z = p3[3 * i + 2], wi = w[i];
+    const C up = kinv[0] * u + kinv[1] * v + kinv[2];
+    const C vp = kinv[3] * u + kinv[4] * v + kinv[5];
+    const C b1 = x - z * up, b2 = y - z * vp;
+    // a1 = [-1, 0, up], a2 = [0, -1, vp]
+    const C la1 = -lam[0] + lam[2] * up;  // lam . a1
+    const C la2 = -lam[1] + lam[2] * vp;  // lam . a2
+    // (S a1)[2] and (S a2)[2]; only the third component of a1/a2 varies.
+    const C sa1_2 = -S[6] + S[8] * up;
+    const C sa2_2 = -S[7] + S[8] * vp;
+    const C a1Sa1 = S[0] - C(2) * S[2] * up + S[8] * up * up;
+    const C a2Sa2 = S[4] - C(2) * S[5] * vp + S[8] * vp * vp;
+    gw[i] = static_cast<T>(a1Sa1 + a2Sa2 + b1 * la1 + b2 * la2);
+    const C gb1 = wi * la1, gb2 = wi * la2;
+    const C gup = wi * (C(2) * sa1_2 + lam[2] * b1) - z * gb1;
+    const C gvp = wi * (C(2) * sa2_2 + lam[2] * b2) - z * gb2;
+    g3[3 * i] = static_cast<T>(gb1);
+    g3[3 * i + 1] = static_cast<T>(gb2);
+    g3[3 * i + 2] = static_cast<T>(-up * gb1 - vp * gb2);
+    g2[2 * i] = static_cast<T>(gup * kinv[0] + gvp * kinv[3]);
+    g2[2 * i + 1] = static_cast<T>(gup * kinv[1] + gvp * kinv[4]);
+    k0 += gup * u;
+    k1 += gup * v;
+    k2 += gup;
+    k3 += gvp * u;
+    k4 += gvp * v;
+    k5 += gvp;
+  }
+  gkinv[0] = k0;
+  gkinv[1] = k1;
+  gkinv[2] = k2;
+  gkinv[3] = k3;
+  gkinv[4] = k4;
+  gkinv[5] = k5;
+}
+
+// Gradients of one item given grad_t (gt) and what its forward saved. Invalid items (zero
+// factor) get all-zero gradients.
 // Adjoint: lam = M^-1 gt, dL/dr = lam, dL/dM = -lam t^T (then through the damping term),
 // followed by per-point chain rules through (a, b, w) to the inputs and to K^-1, and finally
 // dK = -K^-T dKinv K^-T.
 template <typename T>
 HOST_DEVICE inline void backward_item(const T* gt, const T* p3, const T* p2, const T* K,
-                                      const T* w, int64_t n, double damping, T* g3, T* g2, T* gK,
-                                      T* gw) {
-  double kinv[9], s[6], r[3], L[6], lam[3], t[3];
-  bool ok = load_kinv(K, kinv) && accumulate(p3, p2, kinv, w, n, damping, s, r) &&
-            chol3(s, kPivotRelTol, L);
+                                      const T* w, const double* saved, int64_t n,
+                                      double damping, T* g3, T* g2, T* gK, T* gw) {
+  using C = typename PointMath<T>::type;
+  const double* L = saved;
+  const double* t = saved + 6;
+  double kinv[9], lam[3];
+  bool ok = L[0] > 0.0 && load_kinv(K, kinv);
   if (ok) {
-    chol3_solve(L, r, t);
     const double g[3] = {static_cast<double>(gt[0]), static_cast<double>(gt[1]),
                          static_cast<double>(gt[2])};
     chol3_solve(L, g, lam);
-    for (int i = 0; i < 3; ++i) ok = ok && is_finite_d(t[i]) && is_finite_d(lam[i]);
+    for (int i = 0; i < 3; ++i) ok = ok && is_finite_d(lam[i]);
   }
   if (!ok) {
     for (int64_t i = 0; i < n; ++i) {
@@ -129,35 +196,13 @@ HOST_DEVICE inline void backward_item(const T* gt, const T* p3, const T* p2, con
   S[0] += c;
   S[4] += c;
   S[8] += c;
-  double gkinv[6] = {0, 0, 0, 0, 0, 0};  // rows 0 and 1 of dL/dKinv
-  for (int64_t i = 0; i < n; ++i) {
-    const PointRows pr = point_rows(p3, p2, kinv, w, i);
-    const double u = pr.u, v = pr.v, up = pr.up, vp = pr.vp, z = pr.z, wi = pr.w;
-    const double b1 = pr.b1, b2 = pr.b2;
-    // a1 = [-1, 0, up], a2 = [0, -1, vp]
-    const double la1 = -lam[0] + lam[2] * up;  // lam . a1
-    const double la2 = -lam[1] + lam[2] * vp;  // lam . a2
-    // (S a1)[2] and (S a2)[2]; only the third component of a1/a2 varies.
-    const double sa1_2 = -S[6] + S[8] * up;
-    const double sa2_2 = -S[7] + S[8] * vp;
-    const double a1Sa1 = S[0] - 2.0 * S[2] * up + S[8] * up * up;
-    const double a2Sa2 = S[4] - 2.0 * S[5] * vp + S[8] * vp * vp;
-    gw[i] = static_cast<T>(a1Sa1 + a2Sa2 + b1 * la1 + b2 * la2);
-    const double gb1 = wi * la1, gb2 = wi * la2;
-    const double gup = wi * (2.0 * sa1_2 + lam[2] * b1) - z * gb1;
-    const double gvp = wi * (2.0 * sa2_2 + lam[2] * b2) - z * gb2;
-    g3[3 * i] = static_cast<T>(gb1);
-    g3[3 * i + 1] = static_cast<T>(gb2);
-    g3[3 * i + 2] = static_cast<T>(-up * gb1 - vp * gb2);
-    g2[2 * i] = static_cast<T>(gup * kinv[0] + gvp * kinv[3]);
-    g2[2 * i + 1] = static_cast<T>(gup * kinv[1] + gvp * kinv[4]);
-    gkinv[0] += gup * u;
-    gkinv[1] += gup * v;
-    gkinv[2] += gup;
-    gkinv[3] += gvp * u;
-    gkinv[4] += gvp * v;
-    gkinv[5] += gvp;
-  }
+  C kinv_c[9], lam_c[3], S_c[9], gkinv_c[6];
+  for (int i = 0; i < 9; ++i) kinv_c[i] = static_cast<C>(kinv[i]);
+  for (int i = 0; i < 9; ++i) S_c[i] = static_cast<C>(S[i]);
+  for (int i = 0; i < 3; ++i) lam_c[i] = static_cast<C>(lam[i]);
+  backward_points<T, C>(p3, p2, w, n, kinv_c, lam_c, S_c, g3, g2, gw, gkinv_c);
+  double gkinv[6];  // rows 0 and 1 of dL/dKinv
+  for (int i = 0; i < 6; ++i) gkinv[i] = static_cast<double>(gkinv_c[i]);
   // dK = -Kinv^T G Kinv^T with G = [gkinv rows 0, 1; 0 0 0].
   double tmp[9];  // G Kinv^T: tmp[a][b] = sum_c G[a][c] Kinv[b][c]
   for (int a = 0; a < 3; ++a)

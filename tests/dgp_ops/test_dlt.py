@@ -65,10 +65,13 @@ def test_opcheck(dtype):
         op, (p3, p2.requires_grad_(), K.requires_grad_(), w.requires_grad_(), 0.1)
     )
     g = torch.randn(p3.shape[0], 3, dtype=dtype)
+    args = (p3.detach(), p2.detach(), K.detach(), w.detach())
+    _, _, saved = op(*args, 0.1)
     torch.library.opcheck(
-        torch.ops.dgp_ops.weighted_dlt_translation_backward,
-        (g, p3.detach(), p2.detach(), K.detach(), w.detach(), 0.1),
+        torch.ops.dgp_ops.weighted_dlt_translation_backward, (g, *args, saved, 0.1)
     )
+    with pytest.raises(ValueError, match="saved"):
+        torch.ops.dgp_ops.weighted_dlt_translation_backward(g, *args, saved.float(), 0.1)
 
 
 # ---- properties -------------------------------------------------------------------------------
@@ -151,6 +154,27 @@ def test_float32_matches_float64_solve():
     )
     assert (t32.double() - t64_of32).abs().max() < 1e-5
     assert (t32.double() - t64).abs().max() < 1e-4  # float32 input rounding alone
+
+
+def test_float32_gradients_match_float64():
+    """The float32 backward runs its per-point chain rule in float: check it against float64."""
+    p3, p2, K, w, _ = random_problem(512, 21, seed=11)
+    gen = torch.Generator().manual_seed(12)
+    p2 = p2 + torch.randn(p2.shape, generator=gen, dtype=F64)
+    g = torch.randn(512, 3, generator=gen, dtype=F64)
+
+    def grads(dtype):
+        xs = [x.to(dtype).requires_grad_() for x in (p3, p2, K, w)]
+        solve(*xs, damping=0.01).backward(g.to(dtype))
+        return [x.grad.double() for x in xs]
+
+    # Compare on float32-rounded inputs so only the arithmetic differs.
+    p3, p2, K, w = (x.float().double() for x in (p3, p2, K, w))
+    for name, g32, g64 in zip(("points3d", "points2d", "K", "weights"), grads(torch.float32),
+                              grads(F64), strict=True):
+        scale = g64.flatten(1).norm(dim=1).clamp(min=1e-12)
+        err = (g32 - g64).flatten(1).norm(dim=1) / scale
+        assert err.max() < 1e-4, (name, float(err.max()))
 
 
 # ---- degenerate inputs ------------------------------------------------------------------------
