@@ -4,6 +4,7 @@
 #include <torch/library.h>
 #include <torch/types.h>
 
+#include <atomic>
 #include <tuple>
 
 #include "dlt/dlt_kernel.h"
@@ -33,6 +34,14 @@ DGP_CPU_CLONES void forward_range(
   }
 }
 
+// True if any of the n values is negative (NaN is not): the CPU op's check of `weights`.
+template <typename T>
+bool any_negative(const T* x, int64_t n) {
+  bool neg = false;
+  for (int64_t i = 0; i < n; ++i) neg |= x[i] < T(0);
+  return neg;
+}
+
 template <typename T>
 DGP_CPU_CLONES void backward_range(
     int64_t begin, int64_t end, int64_t N, double damping, const T* gtd, const T* p3d,
@@ -56,6 +65,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor&
   auto t = at::empty({B, 3}, p3.options());
   auto valid = at::empty({B}, p3.options().dtype(at::kBool));
   auto saved = at::empty({B, dlt::kSaved}, p3.options().dtype(at::kDouble));
+  std::atomic<bool> negative_weights{false};
   AT_DISPATCH_FLOATING_TYPES(p3.scalar_type(), "weighted_dlt_translation_cpu", [&] {
     const scalar_t* p3d = p3.const_data_ptr<scalar_t>();
     const scalar_t* p2d = p2.const_data_ptr<scalar_t>();
@@ -65,9 +75,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor&
     bool* vd = valid.mutable_data_ptr<bool>();
     double* sd = saved.mutable_data_ptr<double>();
     at::parallel_for(0, B, kGrain, [&](int64_t begin, int64_t end) {
+      if (any_negative(wd + begin * N, (end - begin) * N)) negative_weights = true;
       forward_range<scalar_t>(begin, end, N, damping, p3d, p2d, kd, wd, td, vd, sd);
     });
   });
+  TORCH_CHECK_VALUE(!negative_weights.load(), "weights must be non-negative");
   return {t, valid, saved};
 }
 

@@ -279,6 +279,22 @@ def test_input_validation(kwargs, exc, name):
         solve(**args)
 
 
+def test_one_negative_weight_anywhere_is_an_error():
+    p3, p2, K, w, _ = random_problem(300, 21, seed=3)
+    for b, i in ((0, 0), (299, 20), (150, 7)):
+        bad = w.clone()
+        bad[b, i] = -1e-6
+        with pytest.raises(ValueError, match="weights must be non-negative"):
+            solve(p3, p2, K, bad)
+        with pytest.raises(ValueError, match="weights must be non-negative"):
+            torch.ops.dgp_ops.weighted_dlt_translation(p3, p2, K, bad, 0.0)
+    # NaN is not negative: the item is flagged invalid instead.
+    nan = w.clone()
+    nan[5, 3] = float("nan")
+    _, valid = solve(p3, p2, K, nan, return_valid=True)
+    assert not valid[5] and valid.sum() == 299
+
+
 @pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
 def test_torch_compile_fullgraph(backend):
     p3, p2, K, w = (x.float() for x in _noisy(seed=15, B=2, N=5))
