@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <tuple>
+#include <utility>
 
 #include "dlt/dlt_kernel.h"
 
@@ -13,6 +14,13 @@ namespace dgp_ops {
 namespace {
 
 constexpr int64_t kGrain = 64;
+
+// K as (data, item stride): one shared 3x3 matrix (stride 0) when K is a batch-expanded view,
+// so its inverse is computed once per thread instead of once per item; else contiguous (B,3,3).
+std::pair<at::Tensor, int64_t> intrinsics_view(const at::Tensor& K) {
+  if (K.size(0) > 0 && K.stride(0) == 0) return {K.select(0, 0).contiguous(), 0};
+  return {K.contiguous(), 9};
+}
 
 // The per-item loops are compiled twice on x86-64 (for the x86-64-v3 ISA level: AVX2 and FMA;
 // and for the baseline) and the clone is picked at load time by CPU feature (not by CPU model,
@@ -27,9 +35,12 @@ constexpr int64_t kGrain = 64;
 template <typename T>
 DGP_CPU_CLONES void forward_range(
     int64_t begin, int64_t end, int64_t N, double damping, const T* p3d, const T* p2d,
-    const T* kd, const T* wd, T* td, bool* vd, double* sd) {
+    const T* kd, int64_t ks, const T* wd, T* td, bool* vd, double* sd) {
+  double kinv[9];
+  bool kinv_ok = false;
   for (int64_t b = begin; b < end; ++b) {
-    vd[b] = dlt::forward_item(p3d + b * N * 3, p2d + b * N * 2, kd + b * 9, wd + b * N, N,
+    if (ks != 0 || b == begin) kinv_ok = dlt::load_kinv(kd + b * ks, kinv);
+    vd[b] = dlt::forward_item(p3d + b * N * 3, p2d + b * N * 2, kinv, kinv_ok, wd + b * N, N,
                               damping, td + b * 3, sd + b * dlt::kSaved);
   }
 }
@@ -45,11 +56,15 @@ bool any_negative(const T* x, int64_t n) {
 template <typename T>
 DGP_CPU_CLONES void backward_range(
     int64_t begin, int64_t end, int64_t N, double damping, const T* gtd, const T* p3d,
-    const T* p2d, const T* kd, const T* wd, const double* sd, T* g3d, T* g2d, T* gKd, T* gwd) {
+    const T* p2d, const T* kd, int64_t ks, const T* wd, const double* sd, T* g3d, T* g2d,
+    T* gKd, T* gwd) {
+  double kinv[9];
+  bool kinv_ok = false;
   for (int64_t b = begin; b < end; ++b) {
-    dlt::backward_item(gtd + b * 3, p3d + b * N * 3, p2d + b * N * 2, kd + b * 9, wd + b * N,
-                       sd + b * dlt::kSaved, N, damping, g3d + b * N * 3, g2d + b * N * 2,
-                       gKd + b * 9, gwd + b * N);
+    if (ks != 0 || b == begin) kinv_ok = dlt::load_kinv(kd + b * ks, kinv);
+    dlt::backward_item(gtd + b * 3, p3d + b * N * 3, p2d + b * N * 2, kinv, kinv_ok,
+                       wd + b * N, sd + b * dlt::kSaved, N, damping, g3d + b * N * 3,
+                       g2d + b * N * 2, gKd + b * 9, gwd + b * N);
   }
 }
 
@@ -59,7 +74,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor&
                                                    double damping) {
   const auto p3 = points3d.contiguous();
   const auto p2 = points2d.contiguous();
-  const auto k = K.contiguous();
+  const auto [k, ks] = intrinsics_view(K);
   const auto w = weights.contiguous();
   const int64_t B = p3.size(0), N = p3.size(1);
   auto t = at::empty({B, 3}, p3.options());
@@ -76,7 +91,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor&
     double* sd = saved.mutable_data_ptr<double>();
     at::parallel_for(0, B, kGrain, [&](int64_t begin, int64_t end) {
       if (any_negative(wd + begin * N, (end - begin) * N)) negative_weights = true;
-      forward_range<scalar_t>(begin, end, N, damping, p3d, p2d, kd, wd, td, vd, sd);
+      forward_range<scalar_t>(begin, end, N, damping, p3d, p2d, kd, ks, wd, td, vd, sd);
     });
   });
   TORCH_CHECK_VALUE(!negative_weights.load(), "weights must be non-negative");
@@ -94,12 +109,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dlt_backward_cpu(
   const auto sv = saved.contiguous();
   const auto p3 = points3d.contiguous();
   const auto p2 = points2d.contiguous();
-  const auto k = K.contiguous();
+  const auto [k, ks] = intrinsics_view(K);
   const auto w = weights.contiguous();
   const int64_t B = p3.size(0), N = p3.size(1);
   auto g3 = at::empty_like(p3);
   auto g2 = at::empty_like(p2);
-  auto gK = at::empty_like(k);
+  auto gK = at::empty({B, 3, 3}, p3.options());
   auto gw = at::empty_like(w);
   AT_DISPATCH_FLOATING_TYPES(p3.scalar_type(), "weighted_dlt_translation_backward_cpu", [&] {
     const scalar_t* gtd = gt.const_data_ptr<scalar_t>();
@@ -113,8 +128,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dlt_backward_cpu(
     scalar_t* gKd = gK.mutable_data_ptr<scalar_t>();
     scalar_t* gwd = gw.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, B, kGrain, [&](int64_t begin, int64_t end) {
-      backward_range<scalar_t>(begin, end, N, damping, gtd, p3d, p2d, kd, wd, sd, g3d, g2d,
-                               gKd, gwd);
+      backward_range<scalar_t>(begin, end, N, damping, gtd, p3d, p2d, kd, ks, wd, sd, g3d,
+                               g2d, gKd, gwd);
     });
   });
   return {g3, g2, gK, gw};

@@ -23,8 +23,10 @@ __global__ void dlt_forward_kernel(const T* __restrict__ p3, const T* __restrict
                                    bool* __restrict__ valid, double* __restrict__ saved) {
   const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= B) return;
-  valid[b] = dlt::forward_item(p3 + b * N * 3, p2 + b * N * 2, K + b * 9, w + b * N, N, damping,
-                               t + b * 3, saved + b * dlt::kSaved);
+  double kinv[9];
+  const bool kinv_ok = dlt::load_kinv(K + b * 9, kinv);
+  valid[b] = dlt::forward_item(p3 + b * N * 3, p2 + b * N * 2, kinv, kinv_ok, w + b * N, N,
+                               damping, t + b * 3, saved + b * dlt::kSaved);
 }
 
 template <typename T>
@@ -35,7 +37,9 @@ __global__ void dlt_backward_kernel(const T* __restrict__ gt, const T* __restric
                                     T* __restrict__ g2, T* __restrict__ gK, T* __restrict__ gw) {
   const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= B) return;
-  dlt::backward_item(gt + b * 3, p3 + b * N * 3, p2 + b * N * 2, K + b * 9, w + b * N,
+  double kinv[9];
+  const bool kinv_ok = dlt::load_kinv(K + b * 9, kinv);
+  dlt::backward_item(gt + b * 3, p3 + b * N * 3, p2 + b * N * 2, kinv, kinv_ok, w + b * N,
                      saved + b * dlt::kSaved, N, damping, g3 + b * N * 3, g2 + b * N * 2,
                      gK + b * 9, gw + b * N);
 }

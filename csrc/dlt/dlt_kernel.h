@@ -84,11 +84,13 @@ constexpr int kSaved = 9;
 
 // Solves one item. Writes t (zeros when invalid) and the saved factor and solution, and
 // returns whether the item is valid.
+// kinv: K^-1 of the item, kinv_ok: whether K was invertible (see load_kinv).
 template <typename T>
-HOST_DEVICE inline bool forward_item(const T* p3, const T* p2, const T* K, const T* w, int64_t n,
-                                     double damping, T* t, double* saved) {
-  double kinv[9], s[6], r[3], L[6], x[3] = {0.0, 0.0, 0.0};
-  bool ok = load_kinv(K, kinv) && accumulate(p3, p2, kinv, w, n, damping, s, r) &&
+HOST_DEVICE inline bool forward_item(const T* p3, const T* p2, const double kinv[9],
+                                     bool kinv_ok, const T* w, int64_t n, double damping, T* t,
+                                     double* saved) {
+  double s[6], r[3], L[6], x[3] = {0.0, 0.0, 0.0};
+  bool ok = kinv_ok && accumulate(p3, p2, kinv, w, n, damping, s, r) &&
             chol3(s, kPivotRelTol, L);
   if (ok) {
     chol3_solve(L, r, x);
@@ -164,14 +166,15 @@ HOST_DEVICE inline void backward_points(const T* __restrict__ p3, const T* __res
 // followed by per-point chain rules through (a, b, w) to the inputs and to K^-1, and finally
 // dK = -K^-T dKinv K^-T.
 template <typename T>
-HOST_DEVICE inline void backward_item(const T* gt, const T* p3, const T* p2, const T* K,
-                                      const T* w, const double* saved, int64_t n,
-                                      double damping, T* g3, T* g2, T* gK, T* gw) {
+HOST_DEVICE inline void backward_item(const T* gt, const T* p3, const T* p2,
+                                      const double kinv[9], bool kinv_ok, const T* w,
+                                      const double* saved, int64_t n, double damping, T* g3,
+                                      T* g2, T* gK, T* gw) {
   using C = typename PointMath<T>::type;
   const double* L = saved;
   const double* t = saved + 6;
-  double kinv[9], lam[3];
-  bool ok = L[0] > 0.0 && load_kinv(K, kinv);
+  double lam[3];
+  bool ok = L[0] > 0.0 && kinv_ok;
   if (ok) {
     const double g[3] = {static_cast<double>(gt[0]), static_cast<double>(gt[1]),
                          static_cast<double>(gt[2])};
