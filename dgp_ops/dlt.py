@@ -12,7 +12,7 @@ _fwd = torch.ops.dgp_ops.weighted_dlt_translation
 _bwd = torch.ops.dgp_ops.weighted_dlt_translation_backward
 
 # Doubles the forward op saves per item for its backward: the Cholesky factor of the normal
-# matrix (6) and the solution (3), all zero for an invalid item.
+# matrix (6, diagonal stored inverted) and the solution (3), all zero for an invalid item.
 SAVED_PER_ITEM = 9
 
 

@@ -31,7 +31,9 @@ HOST_DEVICE inline bool inv3(const double a[9], double out[9]) {
 }
 
 // Cholesky factor of a symmetric 3x3 matrix given as its upper triangle
-// s = {m00, m01, m02, m11, m12, m22}; L = {l00, l10, l11, l20, l21, l22}.
+// s = {m00, m01, m02, m11, m12, m22}; L = {1/l00, l10, 1/l11, l20, l21, 1/l22}: the diagonal is
+// stored inverted so that chol3_solve needs no division (a chain of divisions would dominate
+// the latency of a 3x3 solve).
 // Returns false unless every pivot exceeds rel_tol * trace (and everything is finite).
 HOST_DEVICE inline bool chol3(const double s[6], double rel_tol, double L[6]) {
   const double tr = s[0] + s[3] + s[5];
@@ -39,27 +41,27 @@ HOST_DEVICE inline bool chol3(const double s[6], double rel_tol, double L[6]) {
   const double tol = rel_tol * tr;
   const double d0 = s[0];
   if (!(d0 > tol)) return false;
-  L[0] = sqrt(d0);
-  L[1] = s[1] / L[0];
-  L[3] = s[2] / L[0];
+  L[0] = 1.0 / sqrt(d0);
+  L[1] = s[1] * L[0];
+  L[3] = s[2] * L[0];
   const double d1 = s[3] - L[1] * L[1];
   if (!(d1 > tol)) return false;
-  L[2] = sqrt(d1);
-  L[4] = (s[4] - L[3] * L[1]) / L[2];
+  L[2] = 1.0 / sqrt(d1);
+  L[4] = (s[4] - L[3] * L[1]) * L[2];
   const double d2 = s[5] - L[3] * L[3] - L[4] * L[4];
   if (!(d2 > tol)) return false;
-  L[5] = sqrt(d2);
+  L[5] = 1.0 / sqrt(d2);
   return true;
 }
 
-// Solves (L L^T) x = b for the factor returned by chol3.
+// Solves (L L^T) x = b for the factor returned by chol3 (inverted diagonal).
 HOST_DEVICE inline void chol3_solve(const double L[6], const double b[3], double x[3]) {
-  const double y0 = b[0] / L[0];
-  const double y1 = (b[1] - L[1] * y0) / L[2];
-  const double y2 = (b[2] - L[3] * y0 - L[4] * y1) / L[5];
-  x[2] = y2 / L[5];
-  x[1] = (y1 - L[4] * x[2]) / L[2];
-  x[0] = (y0 - L[1] * x[1] - L[3] * x[2]) / L[0];
+  const double y0 = b[0] * L[0];
+  const double y1 = (b[1] - L[1] * y0) * L[2];
+  const double y2 = (b[2] - L[3] * y0 - L[4] * y1) * L[5];
+  x[2] = y2 * L[5];
+  x[1] = (y1 - L[4] * x[2]) * L[2];
+  x[0] = (y0 - L[1] * x[1] - L[3] * x[2]) * L[0];
 }
 
 }  // namespace dgp_ops

@@ -36,7 +36,7 @@ template <typename T>
 DGP_CPU_CLONES void forward_range(
     int64_t begin, int64_t end, int64_t N, double damping, const T* p3d, const T* p2d,
     const T* kd, int64_t ks, const T* wd, T* td, bool* vd, double* sd) {
-  double kinv[9];
+  double kinv[9] = {};  // read only when kinv_ok (zeroed: -Wmaybe-uninitialized)
   bool kinv_ok = false;
   for (int64_t b = begin; b < end; ++b) {
     if (ks != 0 || b == begin) kinv_ok = dlt::load_kinv(kd + b * ks, kinv);
@@ -58,7 +58,7 @@ DGP_CPU_CLONES void backward_range(
     int64_t begin, int64_t end, int64_t N, double damping, const T* gtd, const T* p3d,
     const T* p2d, const T* kd, int64_t ks, const T* wd, const double* sd, T* g3d, T* g2d,
     T* gKd, T* gwd) {
-  double kinv[9];
+  double kinv[9] = {};  // read only when kinv_ok (zeroed: -Wmaybe-uninitialized)
   bool kinv_ok = false;
   for (int64_t b = begin; b < end; ++b) {
     if (ks != 0 || b == begin) kinv_ok = dlt::load_kinv(kd + b * ks, kinv);

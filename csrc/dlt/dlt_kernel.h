@@ -79,7 +79,8 @@ HOST_DEVICE inline bool accumulate(const T* p3, const T* p2, const double kinv[9
 }
 
 // Number of doubles the forward saves per item for the backward: the Cholesky factor of the
-// damped normal matrix (6) and the solution in double (3); all zero for an invalid item.
+// damped normal matrix as chol3 writes it (6, diagonal inverted) and the solution in double
+// (3); all zero for an invalid item.
 constexpr int kSaved = 9;
 
 // Solves one item. Writes t (zeros when invalid) and the saved factor and solution, and
