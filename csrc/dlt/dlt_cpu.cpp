@@ -8,6 +8,7 @@
 #include <tuple>
 #include <utility>
 
+#include "dlt/dlt_checks.h"
 #include "dlt/dlt_kernel.h"
 
 namespace dgp_ops {
@@ -101,10 +102,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor&
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dlt_backward_cpu(
     const at::Tensor& grad_t, const at::Tensor& points3d, const at::Tensor& points2d,
     const at::Tensor& K, const at::Tensor& weights, const at::Tensor& saved, double damping) {
-  TORCH_CHECK_VALUE(saved.scalar_type() == at::kDouble && saved.dim() == 2 &&
-                        saved.size(0) == points3d.size(0) && saved.size(1) == dlt::kSaved,
-                    "saved must be the (B, ", dlt::kSaved,
-                    ") float64 tensor returned by weighted_dlt_translation");
+  dlt::check_saved(saved, points3d.size(0));
   const auto gt = grad_t.contiguous();
   const auto sv = saved.contiguous();
   const auto p3 = points3d.contiguous();
