@@ -32,10 +32,15 @@ VARIANTS = [
 
 def run(out: Path, steps: int, seeds: int, quick: bool, train_samples: int,
         test_samples: int, only: list[str] | None = None) -> list[dict]:
+    from handdgp_models.build import (
+        build_hand,
+        build_test_data,
+        build_train_data,
+        model_from_checkpoint,
+    )
     from handdgp_models.config import load_config
     from handdgp_models.evaluate import evaluate
-    from handdgp_models.model import build_model
-    from handdgp_models.train import build_datasets, load_checkpoint, train
+    from handdgp_models.train import train
 
     base = "tiny" if quick else "small"
     data_dir = out / "data"
@@ -47,17 +52,17 @@ def run(out: Path, steps: int, seeds: int, quick: bool, train_samples: int,
         for seed in range(seeds):
             run_dir = out / f"{method}_{mode}_s{seed}"
             cfg = load_config(base, [
-                f"model.method={json.dumps(method)}", f"data.mode={json.dumps(mode)}",
+                f"model.method={json.dumps(method)}", f"input.mode={json.dumps(mode)}",
                 f"train.steps={steps}", f"train.seed={seed}",
-                f"data.train_samples={train_samples}", f"data.test_samples={test_samples}",
+                f"data.train.0.samples={train_samples}", f"data.test.samples={test_samples}",
                 f"data.cache_dir={json.dumps(str(data_dir))}",
-                f"train.checkpoint_every={max(steps, 1)}"])
+                f"train.checkpoint_every={max(steps, 1)}", "eval.overlays=0"])
             t0 = time.time()
             train(cfg, run_dir, progress=False)
-            model = build_model(cfg["model"])
-            model.load_state_dict(load_checkpoint(run_dir / "checkpoint.pt")["model"])
-            train_ds, test_ds = build_datasets(cfg, run_dir)
-            cfg["eval"]["overlays"] = 0
+            model, _ = model_from_checkpoint(run_dir / "checkpoint.pt")
+            hand = build_hand(cfg)
+            train_ds = build_train_data(cfg, run_dir, hand)
+            test_ds = build_test_data(cfg, run_dir, hand)
             res = evaluate(model, cfg, test_ds, run_dir, train_ds=train_ds)
             res["seconds"] = time.time() - t0
             results.append(res)

@@ -15,10 +15,31 @@ __all__ = ["main", "predict_image", "run_main"]
 
 
 def _add_config_args(p: argparse.ArgumentParser, default: str) -> None:
+    from .config import NAMED_CONFIGS
+
     p.add_argument("--config", default=default,
-                   help="named config (paper, small, tiny) or a JSON/TOML file")
+                   help=f"named config ({', '.join(NAMED_CONFIGS)}) or a JSON/TOML file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override, e.g. --set train.steps=100 (repeatable)")
+                   help="override, e.g. --set train.steps=100 (repeatable; JSON values)")
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", metavar="ROOT",
+                   help="dataset directory of the FreiHAND / HO3D-v2 sources")
+    p.add_argument("--mano", metavar="PATH",
+                   help="MANO_RIGHT.pkl (or .npz) for real datasets (default: embedded hand)")
+
+
+def _with_data_args(cfg, args: argparse.Namespace):
+    """``--data-root`` fills the root of every real source; ``--mano`` the hand model."""
+    for src in [*cfg.data.train, cfg.data.test]:
+        if args.data_root is not None and src.dataset != "synthetic":
+            src.root = args.data_root
+    if args.mano is not None:
+        cfg.hand.mano = args.mano
+    if getattr(args, "backbone_weights", None) is not None:
+        cfg.model.backbone_weights = args.backbone_weights
+    return cfg
 
 
 def _init_distributed() -> bool:
@@ -35,7 +56,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
     from .train import train
 
-    cfg = load_config(args.config, args.set)
+    cfg = _with_data_args(load_config(args.config, args.set), args)
     distributed = _init_distributed()
     try:
         summary = train(cfg, args.out, resume=not args.no_resume, progress=not args.quiet)
@@ -49,49 +70,83 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_into(checkpoint: Path, out: Path, cfg_overrides: list[str], progress: bool) -> dict:
-    from .config import apply_overrides
-    from .evaluate import evaluate
-    from .report import metrics_table
-    from .train import build_datasets, model_from_checkpoint
+def _test_source(cfg, args: argparse.Namespace):
+    """The evaluation source: the checkpoint's ``data.test`` or the one ``--dataset`` names."""
+    from .config import RunConfig, SourceConfig
 
-    model, cfg = model_from_checkpoint(checkpoint)
-    cfg = apply_overrides(cfg, cfg_overrides)
-    train_ds, test_ds = build_datasets(cfg, checkpoint.parent, progress=progress)
-    result = evaluate(model, cfg, test_ds, out, train_ds=train_ds, progress=progress)
-    cols = {"HandDGP": result["model"]}
-    if "baseline_mean_t" in result:
-        cols["mean training translation"] = result["baseline_mean_t"]
-    table = metrics_table(cols)
-    (out / "metrics.md").write_text(table + "\n")
-    print(table)
-    return result
+    src = cfg.data.test
+    if args.dataset is not None and args.dataset != src.dataset:
+        src = (RunConfig().data.test if args.dataset == "synthetic"
+               else SourceConfig(dataset=args.dataset))
+    if args.split is not None:
+        src.split = args.split
+    cfg.data.test = src
+    return cfg
+
+
+def _print_eval(result: dict, out: Path) -> None:
+    from .report import metrics_table
+
+    lines = [f"wrote {out / 'pred.json'} ({result['samples']} images, "
+             f"{result['images_per_s']:.1f} images/s, {result['invalid']} degenerate DGP "
+             "systems)"]
+    if "model" in result:
+        cols = {"HandDGP": result["model"]}
+        if "baseline_mean_t" in result:
+            cols["mean training translation"] = result["baseline_mean_t"]
+        table = metrics_table(cols)
+        (out / "metrics.md").write_text(table + "\n")
+        lines += [table, f"metrics in {out / 'metrics.json'}"]
+    else:
+        lines.append("no ground truth in this split: submit pred.json to the benchmark's server")
+    print("\n".join(lines))
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from .build import (
+        build_hand,
+        build_test_data,
+        build_train_data,
+        model_from_checkpoint,
+        resolve_device,
+    )
+    from .config import apply_overrides
+    from .evaluate import evaluate
+
     ckpt = Path(args.checkpoint)
     if not ckpt.is_file():
-        raise SystemExit(f"--checkpoint: no file {ckpt}")
-    _eval_into(ckpt, Path(args.out), args.set, not args.quiet)
+        raise ValueError(f"--checkpoint: no file {ckpt}")
+    device = resolve_device(args.device)
+    model, cfg = model_from_checkpoint(ckpt, mano=args.mano, device=device)
+    cfg = _with_data_args(_test_source(apply_overrides(cfg, args.set), args), args)
+    hand = build_hand(cfg, ("test",))
+    test_ds = build_test_data(cfg, ckpt.parent, hand, progress=not args.quiet)
+    train_ds = None
+    if all(s.dataset == "synthetic" for s in [*cfg.data.train, cfg.data.test]):
+        train_ds = build_train_data(cfg, ckpt.parent, hand, progress=not args.quiet)
+    out = Path(args.out)
+    result = evaluate(model, cfg, test_ds, out, train_ds=train_ds, progress=not args.quiet,
+                      device=device)
+    _print_eval(result, out)
     return 0
 
 
 def run_main(out: str | os.PathLike, config: str = "small", overrides: list[str] | None = None,
              progress: bool = True) -> dict:
     """Train, evaluate on the test cameras and write ``report.md`` into ``out``."""
+    from .build import build_hand, build_test_data, build_train_data, model_from_checkpoint
     from .config import load_config
     from .evaluate import evaluate
-    from .model import build_model
     from .report import write_report
-    from .train import build_datasets, load_checkpoint, train
+    from .train import train
 
     out = Path(out)
     cfg = load_config(config, overrides)
     summary = train(cfg, out, progress=progress)
-    state = load_checkpoint(out / "checkpoint.pt")
-    model = build_model(cfg["model"], cache_dir=cfg["train"].get("hierarchy_cache"))
-    model.load_state_dict(state["model"])
-    train_ds, test_ds = build_datasets(cfg, out)
+    model, _ = model_from_checkpoint(out / "checkpoint.pt")
+    hand = build_hand(cfg)
+    train_ds = build_train_data(cfg, out, hand)
+    test_ds = build_test_data(cfg, out, hand)
     result = evaluate(model, cfg, test_ds, out, train_ds=train_ds, progress=progress)
     overlays = sorted(f"overlays/{p.name}" for p in (out / "overlays").glob("*.png"))
     report = write_report(out, result, cfg, summary, overlays)
@@ -102,6 +157,15 @@ def run_main(out: str | os.PathLike, config: str = "small", overrides: list[str]
 def _cmd_main(args: argparse.Namespace) -> int:
     run_main(args.out, args.config, args.set, progress=not args.quiet)
     return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from .data.check import check_dataset
+
+    report = check_dataset(args.dataset, args.data_root, subset=args.subset,
+                           decode=not args.no_decode, progress=not args.quiet)
+    print(report.text())
+    return 0 if report.ok else 1
 
 
 def _parse_box(text: str | None, h: int, w: int) -> np.ndarray:
@@ -131,11 +195,11 @@ def _parse_intrinsics(path: str | None, h: int, w: int) -> np.ndarray:
     return K
 
 
-def predict_image(model, cfg: dict, image: np.ndarray, K: np.ndarray, box: np.ndarray) -> dict:
+def predict_image(model, cfg, image: np.ndarray, K: np.ndarray, box: np.ndarray) -> dict:
     """Camera-space prediction for one RGB uint8 (H, W, 3) image. Returns numpy arrays."""
-    from .train import make_pipeline
+    from .build import build_pipeline
 
-    x = make_pipeline(cfg, train=False)({"image": image, "K": K, "box": box})
+    x = build_pipeline(cfg, train=False)({"image": image, "K": K, "box": box})
     with torch.no_grad():
         out = model(x["image"][None], x["K"][None], x["R"][None])
     return {"joints": out["joints_orig"][0].numpy(), "verts": out["verts_orig"][0].numpy(),
@@ -146,8 +210,8 @@ def predict_image(model, cfg: dict, image: np.ndarray, K: np.ndarray, box: np.nd
 def _cmd_predict(args: argparse.Namespace) -> int:
     import cv2
 
+    from .build import model_from_checkpoint
     from .evaluate import render_overlay
-    from .train import model_from_checkpoint
 
     bgr = cv2.imread(args.image, cv2.IMREAD_COLOR)
     if bgr is None:
@@ -156,7 +220,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     h, w = image.shape[:2]
     K = _parse_intrinsics(args.intrinsics, h, w)
     box = _parse_box(args.box, h, w)
-    model, cfg = model_from_checkpoint(args.checkpoint)
+    model, cfg = model_from_checkpoint(args.checkpoint, mano=args.mano)
     pred = predict_image(model, cfg, image, K, box)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,13 +240,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a model (resumes from OUT/checkpoint.pt)")
     _add_config_args(p, "small")
+    _add_data_args(p)
+    p.add_argument("--backbone-weights", metavar="PATH",
+                   help="torchvision state dict to initialise the backbone (ImageNet)")
     p.add_argument("--out", required=True)
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
-    p = sub.add_parser("eval", help="evaluate a checkpoint on the synthetic test cameras")
+    p = sub.add_parser("eval", help="predict a test set: pred.json, and metrics with ground "
+                                    "truth")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--dataset", choices=("freihand", "ho3d", "synthetic"),
+                   help="test set (default: the checkpoint's data.test)")
+    p.add_argument("--split", help="dataset split (default: FreiHAND/HO3D-v2 evaluation)")
+    _add_data_args(p)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_eval)
@@ -191,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", required=True)
     p.add_argument("--intrinsics", help="JSON: a 3x3 K, {'K': ...} or fx, fy, cx, cy")
     p.add_argument("--box", help="cu,cv,side in pixels (default: centred box)")
+    p.add_argument("--mano", metavar="PATH", help="the MANO file the model was trained with")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_predict)
     p = sub.add_parser("main", help="train the reference model, evaluate, write report.md")
@@ -198,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_main)
+    p = sub.add_parser("data", help="dataset tools")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    q = dsub.add_parser("check", help="count a FreiHAND / HO3D-v2 copy against the official "
+                                      "split sizes and name missing or unreadable files")
+    q.add_argument("--dataset", required=True, choices=("freihand", "ho3d"))
+    q.add_argument("--data-root", required=True, metavar="ROOT")
+    q.add_argument("--subset", action="store_true",
+                   help="accept a copy smaller than the official splits")
+    q.add_argument("--no-decode", action="store_true",
+                   help="only check that image files exist (faster)")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_cmd_data_check)
     return parser
 
 

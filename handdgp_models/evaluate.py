@@ -1,9 +1,14 @@
-"""Evaluation of a trained model on the held-out synthetic test set (other cameras)."""
+"""Evaluation: predictions over a test set, the benchmark's ``pred.json``, metrics, plots.
+
+Inputs to the network come from the dataset's own protocol (box, intrinsics) through the
+deterministic input pipeline; ground truth, where the split has it, is used only to score.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,44 +17,56 @@ from torch.utils.data import DataLoader, Dataset
 
 from .model import HandDGP
 
-__all__ = ["evaluate", "mean_translation", "predict_dataset", "render_overlay"]
+__all__ = ["evaluate", "mean_translation", "predict_dataset", "render_overlay", "write_pred"]
 
 
 @torch.no_grad()
 def predict_dataset(model: HandDGP, dataset: Dataset, pipeline, batch_size: int = 32,
-                    progress: bool = False) -> dict[str, np.ndarray]:
-    """Run ``model`` over ``pipeline(dataset[i])`` (deterministic pipeline).
+                    progress: bool = False, device: torch.device | str = "cpu",
+                    num_workers: int = 0) -> dict[str, np.ndarray]:
+    """Run ``model`` over ``pipeline(dataset[i])`` (a deterministic pipeline), in order.
 
-    Returns numpy arrays in the original camera: ``joints``/``verts`` predictions,
-    ``joints_rel`` (root-relative), ``gt_joints``/``gt_verts`` (when present), ``valid``,
-    ``weights`` (B, 21) and ``kp2d`` (rectified pixels).
+    Returns numpy arrays in the original camera: ``joints`` (B, 21, 3) / ``verts`` (B, V, 3)
+    predictions in metres, ``joints_rel`` (root-relative), ``gt_joints``/``gt_verts`` (when
+    the split has ground truth), ``valid``, ``weights`` (B, 21), ``kp2d`` (rectified
+    pixels); and ``images_per_s`` (a float) over the whole loop.
     """
     from tqdm import tqdm
 
     from .data import collate_samples
+    from .data.loader import PipelineDataset
 
-    class _Mapped(Dataset):
-        def __len__(self) -> int:
-            return len(dataset)
-
-        def __getitem__(self, i: int) -> dict:
-            return pipeline(dataset[i])
-
-    loader = DataLoader(_Mapped(), batch_size=batch_size, shuffle=False,
-                        collate_fn=collate_samples)
+    loader = DataLoader(PipelineDataset(dataset, pipeline), batch_size=batch_size,
+                        shuffle=False, collate_fn=collate_samples, num_workers=num_workers)
     model.eval()
     acc: dict[str, list] = {}
-    for batch in tqdm(loader, desc="eval", disable=not progress, leave=False):
-        out = model(batch["image"], batch["K"], batch["R"])
+    t0, n = time.perf_counter(), 0
+    for batch in tqdm(loader, desc="eval", disable=not progress, leave=False, unit="batch"):
+        image, K, R = (batch[k].to(device) for k in ("image", "K", "R"))
+        out = model(image, K, R)
         items = {"joints": out["joints_orig"], "verts": out["verts_orig"],
-                 "joints_rel": out["joints_rel"] @ batch["R"], "valid": out["valid"],
+                 "joints_rel": out["joints_rel"] @ R, "valid": out["valid"],
                  "weights": out["weights"], "kp2d": out["kp2d"]}
-        if "joints3d_orig" in batch:
+        if "joints3d_orig" in batch and "verts3d" in batch:
             items["gt_joints"] = batch["joints3d_orig"]
             items["gt_verts"] = batch["verts3d"] @ batch["R"]
         for k, v in items.items():
             acc.setdefault(k, []).append(v.cpu().numpy())
-    return {k: np.concatenate(v) for k, v in acc.items()}
+        n += image.shape[0]
+    result: dict = {k: np.concatenate(v) for k, v in acc.items()}
+    result["images_per_s"] = n / max(time.perf_counter() - t0, 1e-9)
+    return result
+
+
+def write_pred(path: str | os.PathLike, dataset_name: str, joints: np.ndarray,
+               verts: np.ndarray) -> None:
+    """The benchmark's submission file: HO3D-v2's format for ``"ho3d"``, else FreiHAND's."""
+    from .submission import write_freihand_pred, write_ho3d_pred
+
+    if dataset_name == "ho3d":
+        write_ho3d_pred(path, joints, verts)
+    else:
+        write_freihand_pred(path, joints, verts)
 
 
 def mean_translation(dataset: Dataset) -> np.ndarray:
@@ -72,45 +89,56 @@ def render_overlay(sample: dict, verts: np.ndarray, joints: np.ndarray,
     return draw_skeleton(img, proj(joints))
 
 
-def evaluate(model: HandDGP, cfg: dict, test_ds: Dataset, out_dir: str | os.PathLike,
-             train_ds: Dataset | None = None, progress: bool = False) -> dict:
-    """Metrics (``metrics.json``), PCK plot (``pck.png``) and overlays (``overlays/``).
+def evaluate(model: HandDGP, cfg, test_ds: Dataset, out_dir: str | os.PathLike,
+             train_ds: Dataset | None = None, progress: bool = False,
+             device: torch.device | str = "cpu") -> dict:
+    """Predict ``test_ds`` and write ``pred.json`` (the benchmark's format) into ``out_dir``;
+    with ground truth also ``metrics.json``, ``pck.png`` and ``overlays/``.
 
-    With ``train_ds``, also the trivial baseline that places the model's root-relative
-    prediction at the mean training translation (``baseline_mean_t``).
+    Args:
+        model: the network; cfg: its :class:`~handdgp_models.config.RunConfig`.
+        test_ds: the evaluation set; its ``name`` (``"freihand"``, ``"ho3d"``, synthetic)
+            picks the ``pred.json`` format.
+        train_ds: with it, also the trivial baseline that places the model's root-relative
+            prediction at the mean training translation (``baseline_mean_t``).
 
     Returns:
-        ``{"model": metrics, "baseline_mean_t": metrics (optional), "invalid": count}``.
+        ``{"samples", "invalid", "images_per_s", "model": metrics (with ground truth),
+        "baseline_mean_t": metrics (optional)}``.
     """
     import cv2
 
+    from .build import build_pipeline
     from .metrics import compute_metrics, pck_curve
     from .submission import plot_pck
-    from .train import make_pipeline
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    pred = predict_dataset(model, test_ds, make_pipeline(cfg, train=False),
-                           int(cfg["eval"]["batch_size"]), progress)
-    result = {"model": compute_metrics(pred["joints"], pred["gt_joints"], pred["verts"],
-                                       pred["gt_verts"]),
-              "invalid": int((~pred["valid"]).sum()), "samples": int(len(pred["joints"]))}
-    err = np.linalg.norm(pred["joints"] - pred["gt_joints"], axis=-1) * 1000
-    curves = {"HandDGP": pck_curve(err)}
-    if train_ds is not None:
-        t = mean_translation(train_ds)
-        joints_b = pred["joints_rel"] + t
-        verts_b = pred["verts"] - pred["joints"][:, :1] + t
-        result["baseline_mean_t"] = compute_metrics(joints_b, pred["gt_joints"], verts_b,
-                                                    pred["gt_verts"])
-        err_b = np.linalg.norm(joints_b - pred["gt_joints"], axis=-1) * 1000
-        curves["mean translation"] = pck_curve(err_b)
-    plot_pck({k: (thr, p) for k, (thr, p) in curves.items()}, out_dir / "pck.png")
+    pred = predict_dataset(model, test_ds, build_pipeline(cfg, train=False),
+                           cfg.eval.batch_size, progress, device, cfg.data.num_workers)
+    name = getattr(test_ds, "name", "synthetic")
+    write_pred(out_dir / "pred.json", name, pred["joints"], pred["verts"])
+    result: dict = {"samples": int(len(pred["joints"])), "invalid": int((~pred["valid"]).sum()),
+                    "images_per_s": round(float(pred["images_per_s"]), 2)}
+    if "gt_joints" in pred:
+        result["model"] = compute_metrics(pred["joints"], pred["gt_joints"], pred["verts"],
+                                          pred["gt_verts"])
+        err = np.linalg.norm(pred["joints"] - pred["gt_joints"], axis=-1) * 1000
+        curves = {"HandDGP": pck_curve(err)}
+        if train_ds is not None:
+            t = mean_translation(train_ds)
+            joints_b = pred["joints_rel"] + t
+            verts_b = pred["verts"] - pred["joints"][:, :1] + t
+            result["baseline_mean_t"] = compute_metrics(joints_b, pred["gt_joints"], verts_b,
+                                                        pred["gt_verts"])
+            err_b = np.linalg.norm(joints_b - pred["gt_joints"], axis=-1) * 1000
+            curves["mean translation"] = pck_curve(err_b)
+        plot_pck(dict(curves.items()), out_dir / "pck.png")
     over = out_dir / "overlays"
     over.mkdir(exist_ok=True)
     faces = model.faces.cpu().numpy()
-    for i in range(min(int(cfg["eval"]["overlays"]), len(test_ds))):
+    for i in range(min(cfg.eval.overlays, len(test_ds))):
         img = render_overlay(test_ds[i], pred["verts"][i], pred["joints"][i], faces)
         cv2.imwrite(str(over / f"test_{i:03d}.png"), img[..., ::-1])
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2, allow_nan=False))
     return result

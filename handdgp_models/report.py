@@ -25,20 +25,22 @@ def metrics_table(columns: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(out_dir: str | os.PathLike, result: dict, cfg: dict, train_summary: dict,
+def write_report(out_dir: str | os.PathLike, result: dict, cfg, train_summary: dict,
                  overlays: list[str]) -> Path:
     """Write ``report.md`` in ``out_dir`` and return its path."""
     out_dir = Path(out_dir)
     cols = {"HandDGP": result["model"]}
     if "baseline_mean_t" in result:
         cols["mean training translation"] = result["baseline_mean_t"]
-    m, d, t = cfg["model"], cfg["data"], cfg["train"]
+    m, t = cfg.model, cfg.train
+    n_train = sum(s.samples or 0 for s in cfg.data.train)
     text = [
         "# HandDGP on synthetic hands",
         "",
-        f"Model: {m['backbone']}, input {m['input_size']} px, method `{m['method']}`, "
-        f"rectification `{d['mode']}`. Trained {train_summary.get('step')} steps of "
-        f"batch {t['batch_size']} on {d['train_samples']} synthetic images (train cameras) in "
+        f"Model: {m.backbone} ({getattr(m, 'decoder', 'dense')} decoder), input "
+        f"{m.input_size} px, method `{m.method}`, rectification `{cfg.input.mode}`. "
+        f"Trained {train_summary.get('step')} steps of batch {t.batch_size} on {n_train} "
+        f"synthetic images (train cameras) in "
         f"{train_summary.get('seconds', 0):.0f} s; evaluated on {result['samples']} images "
         f"rendered with different cameras (test cameras).",
         "",

@@ -8,151 +8,43 @@ same batches and reaches the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
-from .losses import LossWeights, camera_losses, consistency_losses, relative_losses, total_loss
-from .model import HandDGP, build_model
+from .build import (
+    build_hand,
+    build_network,
+    build_pipeline,
+    build_train_data,
+    hand_fingerprint,
+    resolve_device,
+    warn_without_pretraining,
+)
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import RunConfig, to_dict
+from .data import collate_samples
+from .data.loader import EpochSampler, PipelineDataset
+from .losses import camera_losses, consistency_losses, relative_losses, total_loss
 
-__all__ = ["AugmentedDataset", "EpochSampler", "build_datasets", "load_checkpoint",
-           "make_pipeline", "save_checkpoint", "train"]
-
-
-class AugmentedDataset(Dataset):
-    """``pipeline(dataset[i], generator seeded by (seed, epoch, i))``."""
-
-    def __init__(self, dataset: Dataset, pipeline, seed: int) -> None:
-        self.dataset, self.pipeline, self.seed, self.epoch = dataset, pipeline, int(seed), 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict:
-        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, int(index))) % 2**62)
-        return self.pipeline(self.dataset[index], g)
+__all__ = ["EpochSampler", "load_checkpoint", "save_checkpoint", "to_device", "train"]
 
 
-class EpochSampler(Sampler[int]):
-    """Seeded per-epoch permutation, split across ranks, resumable at a position.
-
-    Like :class:`torch.utils.data.DistributedSampler` (each rank takes every
-    ``world``-th index of the permutation, truncated to equal length) plus ``start``: the
-    number of this rank's indices already consumed in the epoch.
-    """
-
-    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1) -> None:
-        self.n, self.seed, self.rank, self.world = n, seed, rank, world
-        self.epoch, self.start = 0, 0
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.epoch, self.start = int(epoch), int(start)
-
-    def _indices(self) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        perm = torch.randperm(self.n, generator=g).tolist()
-        per_rank = self.n // self.world
-        return perm[self.rank::self.world][:per_rank]
-
-    def __iter__(self):
-        return iter(self._indices()[self.start:])
-
-    def __len__(self) -> int:
-        return self.n // self.world - self.start
-
-
-def make_pipeline(cfg: dict, train: bool):
-    """The input pipeline of a config (``train`` draws the augmentation)."""
-    from .data import HandInputPipeline, PhotometricConfig, PipelineConfig
-
-    d, m = cfg["data"], cfg["model"]
-    return HandInputPipeline(PipelineConfig(
-        out_size=int(m["input_size"]), focal=float(m["focal"]), mode=d["mode"], train=train,
-        two_views=bool(d["two_views"]) and train, shift=float(d["shift"]),
-        scale_jitter=float(d["scale_jitter"]), rotation_deg=float(d["rotation_deg"]),
-        photometric=PhotometricConfig() if d["photometric"] else None))
-
-
-def _cache_dir(cfg: dict, out_dir: Path) -> Path:
-    c = cfg["data"].get("cache_dir")
-    return Path(c) if c else out_dir / "data"
-
-
-def _camera_domain(name: str, d: dict):
-    """The named synthetic camera domain with the configured depth range (``data.depth``)."""
-    from .data.synthetic import CAMERA_DOMAINS
-
-    domain = CAMERA_DOMAINS[name]
-    depth = d.get("depth")
-    if depth is None:
-        return domain
-    if len(depth) != 2 or not 0.0 < float(depth[0]) <= float(depth[1]):
-        raise ValueError(f"data.depth: expected [min, max] metres with 0 < min <= max, got {depth}")
-    return dataclasses.replace(domain, depth=(float(depth[0]), float(depth[1])))
-
-
-def build_datasets(cfg: dict, out_dir: str | os.PathLike, *, progress: bool = False):
-    """Training and test :class:`SyntheticHands`, rendered once into the cache folder."""
-    from .data import SyntheticHands
-
-    d = cfg["data"]
-    if d["dataset"] != "synthetic":
-        raise ValueError(f"data.dataset: only 'synthetic' is built in, got {d['dataset']!r}")
-    cache = _cache_dir(cfg, Path(out_dir))
-    common = {"occlusion_prob": float(d["occlusion_prob"]),
-              "orientation_spread": float(d["orientation_spread"]), "cache_dir": cache}
-    train_ds = SyntheticHands(int(d["train_samples"]), int(d["seed"]),
-                              camera=_camera_domain("train", d), **common)
-    test_ds = SyntheticHands(int(d["test_samples"]), int(d["test_seed"]),
-                             camera=_camera_domain("test", d), **common)
-    render_all(train_ds, progress, "render train")
-    render_all(test_ds, progress, "render test")
-    return train_ds, test_ds
-
-
-def render_all(ds: Dataset, progress: bool, desc: str) -> None:
-    """Touch every item once so it is cached on disk."""
-    from tqdm import tqdm
-
-    for i in tqdm(range(len(ds)), desc=desc, disable=not progress, leave=False):
-        ds[i]
-
-
-def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Atomic ``torch.save`` (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        torch.save(state, f)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """``torch.load(weights_only=True)`` on CPU."""
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def model_from_checkpoint(path: str | os.PathLike) -> tuple[HandDGP, dict]:
-    """Rebuild the model of a checkpoint and load its weights; returns ``(model, config)``."""
-    state = load_checkpoint(path)
-    cfg = json.loads(state["config"])
-    model = build_model(cfg["model"], cache_dir=cfg["train"].get("hierarchy_cache"))
-    model.load_state_dict(state["model"])
-    return model.eval(), cfg
+def to_device(batch, device: torch.device):
+    """Move the tensors of a (nested) batch to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
 
 
 def _rng_state() -> dict:
@@ -175,9 +67,10 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-def _forward_losses(model, batch: dict, cfg: dict, stage: int, faces: torch.Tensor) -> dict:
-    size = int(cfg["model"]["input_size"])
-    method = cfg["model"]["method"]
+def _forward_losses(model, batch: dict, cfg: RunConfig, stage: int,
+                    faces: torch.Tensor) -> dict:
+    size = cfg.model.input_size
+    method = cfg.model.method
     views = [batch["view1"], batch["view2"]] if "view1" in batch else [batch]
     if len(views) == 2:  # one forward over both views
         both = {k: torch.cat([views[0][k], views[1][k]]) for k in ("image", "K", "R")}
@@ -199,12 +92,12 @@ def _forward_losses(model, batch: dict, cfg: dict, stage: int, faces: torch.Tens
     return {"terms": terms, "invalid": invalid}
 
 
-def train(cfg: dict, out_dir: str | os.PathLike, *, resume: bool = True, progress: bool = True,
-          max_steps: int | None = None) -> dict:
+def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = True,
+          progress: bool = True, max_steps: int | None = None) -> dict:
     """Train ``cfg`` into ``out_dir`` (``checkpoint.pt``, ``log.jsonl``); resumes if possible.
 
     Args:
-        cfg: a config dict (:func:`handdgp_models.config.load_config`).
+        cfg: a run config (:func:`handdgp_models.config.load_config`).
         out_dir: run folder.
         resume: continue from ``out_dir/checkpoint.pt`` when it exists.
         progress: tqdm bars (rank 0).
@@ -217,49 +110,50 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: bool = True, progres
 
     out_dir = Path(out_dir)
     rank, world = _dist_info()
-    tc = cfg["train"]
-    if tc.get("threads"):
-        torch.set_num_threads(int(tc["threads"]))
-    seed = int(tc["seed"])
+    tc = cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    device = resolve_device(tc.device)
+    seed = tc.seed
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
+    hand = build_hand(cfg)  # fails early when a real dataset has no MANO file
+    warn_without_pretraining(cfg)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(cfg, indent=2))
-    train_ds, _ = build_datasets(cfg, out_dir, progress=progress and rank == 0)
+        (out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    train_ds = build_train_data(cfg, out_dir, hand, progress=progress and rank == 0)
     if world > 1:
         dist.barrier()
-    data = AugmentedDataset(train_ds, make_pipeline(cfg, train=True), seed)
+    data = PipelineDataset(train_ds, build_pipeline(cfg, train=True), seed)
     sampler = EpochSampler(len(data), seed, rank, world)
-    from .data import collate_samples
 
-    bs = int(tc["batch_size"])
+    bs = tc.batch_size
     loader = DataLoader(data, batch_size=bs, sampler=sampler, drop_last=True,
-                        collate_fn=collate_samples, num_workers=int(cfg["data"]["num_workers"]))
+                        collate_fn=collate_samples, num_workers=cfg.data.num_workers,
+                        pin_memory=device.type == "cuda")
     steps_per_epoch = (len(data) // world) // bs
     if steps_per_epoch == 0:
-        raise ValueError("train.batch_size: larger than the training set per process")
-    total = int(tc["steps"])
-    stage1 = int(round(float(tc["stage1_fraction"]) * total))
-    if cfg["model"]["method"] == "two_stage":
+        raise ValueError(f"train.batch_size: {bs} is larger than the training set per process "
+                         f"({len(data) // world} images)")
+    total = tc.steps
+    stage1 = int(round(tc.stage1_fraction * total))
+    if cfg.model.method == "two_stage":
         stage1 = total
 
-    model = build_model(cfg["model"], cache_dir=tc.get("hierarchy_cache"))
+    model = build_network(cfg, hand).to(device)
     faces = model.faces
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-    opt = torch.optim.Adam(model.parameters(), lr=float(tc["lr"]),
-                           weight_decay=float(tc["weight_decay"]))
-    decay_at = int(float(tc["lr_decay_at"]) * total)
-    f2 = float(tc.get("stage2_lr_factor", 1.0))
+    opt = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    decay_at = int(tc.lr_decay_at * total)
 
     def lr_factor(s: int) -> float:  # stage 2 fine-tunes at a lower rate
-        return (0.1 if s >= decay_at else 1.0) * (f2 if s >= stage1 else 1.0)
+        return (0.1 if s >= decay_at else 1.0) * (tc.stage2_lr_factor if s >= stage1 else 1.0)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-    weights = LossWeights(**cfg["loss"])
     step, skipped, invalid = 0, 0, 0
     ckpt_path = out_dir / "checkpoint.pt"
     if resume and ckpt_path.is_file():
@@ -269,11 +163,14 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: bool = True, progres
         sched.load_state_dict(state["scheduler"])
         step, skipped, invalid = state["step"], state["skipped"], state["invalid"]
         _set_rng_state(state["rng"])
+    config_json = json.dumps(to_dict(cfg))
+    fingerprint = hand_fingerprint(hand)
 
     def snapshot() -> dict:
         return {"model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "step": step, "skipped": skipped,
-                "invalid": invalid, "rng": _rng_state(), "config": json.dumps(cfg)}
+                "invalid": invalid, "rng": _rng_state(), "config": config_json,
+                "hand": fingerprint}
 
     def save() -> None:
         if rank == 0:
@@ -293,9 +190,10 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: bool = True, progres
             data.set_epoch(epoch)
             sampler.set_epoch(epoch, pos * bs)
             for batch in loader:
+                batch = to_device(batch, device)
                 stage = 1 if step < stage1 else 2
                 res = _forward_losses(net, batch, cfg, stage, faces)
-                loss = total_loss(res["terms"], weights)
+                loss = total_loss(res["terms"], cfg.loss)
                 invalid += res["invalid"]
                 opt.zero_grad(set_to_none=True)
                 if torch.isfinite(loss):
@@ -303,7 +201,7 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: bool = True, progres
                     grads_ok = all(torch.isfinite(p.grad).all() for p in model.parameters()
                                    if p.grad is not None)
                     if grads_ok:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), float(tc["grad_clip"]))
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
                         opt.step()
                     else:
                         skipped += 1
@@ -319,7 +217,7 @@ def train(cfg: dict, out_dir: str | os.PathLike, *, resume: bool = True, progres
                 bar.update(1)
                 bar.set_postfix(loss=f"{last_loss:.4f}", stage=stage)
                 end_of_epoch = step % steps_per_epoch == 0
-                if end_of_epoch or step % int(tc["checkpoint_every"]) == 0 or step >= stop:
+                if end_of_epoch or step % tc.checkpoint_every == 0 or step >= stop:
                     save()
                 if (end_of_epoch or step >= total) and log is not None:
                     rec = {"epoch": epoch, "step": step, "stage": stage,

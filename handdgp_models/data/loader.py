@@ -6,23 +6,30 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-__all__ = ["PipelineDataset", "collate_samples", "make_loader"]
+__all__ = ["EpochSampler", "PipelineDataset", "collate_samples", "make_loader"]
 
 
 class PipelineDataset(Dataset):
-    """``dataset[i]`` passed through ``pipeline(sample, generator)``.
+    """``pipeline(dataset[i], generator)`` with the generator seeded by ``(seed, epoch, i)``.
 
-    The generator is per process: seeded from ``seed`` in the main process and re-seeded in
-    each worker from the worker's torch seed (which the DataLoader derives from its own
-    seeded generator), so a loader with a fixed seed yields the same batches every run.
+    Every augmentation draw is a pure function of the seed, the epoch (:meth:`set_epoch`)
+    and the item index, so the data of a run does not depend on the number of workers, and
+    a run resumed mid-epoch sees exactly the batches an uninterrupted one would.
     """
 
     def __init__(self, dataset: Dataset, pipeline: Callable | None, seed: int = 0) -> None:
         self.dataset = dataset
         self.pipeline = pipeline
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's augmentation draws (and the epoch of a mixed dataset)."""
+        self.epoch = int(epoch)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(self.epoch)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -31,15 +38,42 @@ class PipelineDataset(Dataset):
         sample = self.dataset[index]
         if self.pipeline is None:
             return sample
-        return self.pipeline(sample, self.generator)
+        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, int(index))) % 2**62)
+        return self.pipeline(sample, g)
 
 
-def _seed_worker(worker_id: int) -> None:
-    info = get_worker_info()
-    seed = torch.initial_seed()  # base_seed + worker_id, set by the DataLoader
-    np.random.seed(seed % 2**32)
-    if info is not None and isinstance(info.dataset, PipelineDataset):
-        info.dataset.generator = torch.Generator().manual_seed(seed)
+class EpochSampler(Sampler[int]):
+    """Seeded per-epoch permutation, split across ranks, resumable at a position.
+
+    Like :class:`torch.utils.data.DistributedSampler` (each rank takes every
+    ``world``-th index of the permutation, truncated to equal length) plus ``start``: the
+    number of this rank's indices already consumed in the epoch. ``shuffle=False`` keeps the
+    dataset order.
+    """
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1,
+                 shuffle: bool = True) -> None:
+        self.n, self.seed, self.rank, self.world = n, seed, rank, world
+        self.shuffle = shuffle
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = int(epoch), int(start)
+
+    def _indices(self) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            perm = torch.randperm(self.n, generator=g).tolist()
+        else:
+            perm = list(range(self.n))
+        per_rank = self.n // self.world
+        return perm[self.rank::self.world][:per_rank]
+
+    def __iter__(self):
+        return iter(self._indices()[self.start:])
+
+    def __len__(self) -> int:
+        return self.n // self.world - self.start
 
 
 def collate_samples(batch: Sequence[dict]) -> dict:
@@ -58,6 +92,10 @@ def collate_samples(batch: Sequence[dict]) -> dict:
     return default_collate(list(batch))
 
 
+def _seed_worker(worker_id: int) -> None:
+    np.random.seed(torch.initial_seed() % 2**32)  # base_seed + worker_id, set by the loader
+
+
 def make_loader(dataset: Dataset, pipeline: Callable | None = None, batch_size: int = 32,
                 shuffle: bool = True, num_workers: int = 0, seed: int = 0,
                 drop_last: bool = False, *, pin_memory: bool = False) -> DataLoader:
@@ -68,8 +106,10 @@ def make_loader(dataset: Dataset, pipeline: Callable | None = None, batch_size: 
         pipeline: e.g. a :class:`~handdgp_models.data.HandInputPipeline`; None batches the
             raw samples (they must then be equally shaped).
         batch_size, shuffle, drop_last: as in :class:`torch.utils.data.DataLoader`.
-        num_workers: worker processes; workers persist across epochs when > 0.
-        seed: seeds the shuffling order and every augmentation draw.
+        num_workers: worker processes (started anew each epoch, so that
+            ``loader.dataset.set_epoch(e)`` reaches them).
+        seed: seeds the shuffling order and every augmentation draw; the draws of item ``i``
+            depend only on ``(seed, epoch, i)``.
 
     Returns:
         A DataLoader yielding dicts of batched tensors (``collate_samples``).
@@ -88,6 +128,5 @@ def make_loader(dataset: Dataset, pipeline: Callable | None = None, batch_size: 
         worker_init_fn=_seed_worker,
         generator=generator,
         drop_last=drop_last,
-        persistent_workers=num_workers > 0,
         pin_memory=pin_memory,
     )

@@ -6,10 +6,13 @@ maps original pixels to output pixels, ``K`` is the output camera and ``R`` rota
 original-camera points into it, so ``project(K, R X) = H · project(K_orig, X)``.
 
 - Rectification (``dgp_ops.rectify.rectification``) gives ``H0, K0, R0``.
-- Scale jitter: in ``"crop"`` mode the box side is jittered (the crop's zoom follows it);
-  in ``"perspective"``/``"affine"`` mode the image scale is fixed by the canonical focal, so
-  the same jitter is a zoom ``Z`` about the principal point, i.e. the output focal becomes
-  ``z · f_c`` (``K`` reports it exactly).
+- Shift/scale jitter moves and scales the crop box before rectification (``jitter="crop"``,
+  the paper: in ``"perspective"``/``"affine"`` mode the image scale stays fixed by the
+  canonical focal, so the network always sees ``f_c``), or, with ``jitter="zoom"``, is also
+  applied as a zoom ``Z`` about the principal point, so the output focal becomes ``z · f_c``
+  (``K`` reports it exactly).
+- ``crop_first``: the image is cut to the square crop (``crop_scale`` × the box) before it
+  is warped, so everything outside the crop is black, as in the release.
 - In-plane rotation by ``θ`` about the optical axis of the output camera: a 3D rotation
   ``Rz`` of the camera frame, which is the homography ``K Rz K⁻¹`` in pixels. It is folded
   into ``H`` and ``R``.
@@ -29,6 +32,7 @@ __all__ = ["HandInputPipeline", "PipelineConfig"]
 
 _MODES = ("perspective", "affine", "crop")
 _PADDING = ("zeros", "border", "reflection")
+_JITTERS = ("crop", "zoom")
 
 
 @dataclass(frozen=True)
@@ -36,13 +40,22 @@ class PipelineConfig:
     """Settings of :class:`HandInputPipeline`.
 
     Attributes:
-        out_size: side ``S`` of the output image in pixels.
+        out_size: side ``S`` of the output image in pixels (a run config takes it from
+            ``model.input_size``).
         focal: canonical focal length ``f_c`` in pixels (HandDGP: 1000 FreiHAND, 500
-            HO3D-v2). Hands at depth ``d`` span about ``f_c · 0.2 m / d`` pixels, so close
-            cameras (synthetic data at 0.3 m) need a smaller ``f_c`` (~300) to fit.
-        mode: ``"perspective"`` (virtual rotation onto the box centre), ``"affine"`` (the
-            HandDGP release's scale + translation) or ``"crop"`` (no rectification).
-        crop_scale: box enlargement of the ``"crop"`` mode (side ``crop_scale · box side``).
+            HO3D-v2; a run config takes it from ``model.focal``). Hands at depth ``d`` span
+            about ``f_c · 0.2 m / d`` pixels.
+        mode: ``"affine"`` (the paper's scale + principal-point map ``K_c K⁻¹``),
+            ``"perspective"`` (this project's virtual rotation onto the box centre) or
+            ``"crop"`` (no rectification).
+        crop_scale: the crop is a square of side ``crop_scale · box side`` (1.3 in the paper).
+        crop_first: crop the image to that square before rectifying, so pixels outside it are
+            black (the release's order: crop, then rectify).
+        jitter: how the training shift/scale acts: ``"crop"`` moves and scales the crop box
+            *before* rectification, so the network always sees the canonical intrinsics (the
+            paper); ``"zoom"`` (this project's option) also zooms the rectified image about
+            its principal point by the scale factor, so the output focal becomes
+            ``f_c / factor`` (``K`` reports it exactly). In ``"crop"`` mode both behave alike.
         train: draw the random augmentation below; False gives the deterministic
             evaluation input (box as given, no rotation, no photometric change).
         two_views: return two augmented views of the sample plus their relation.
@@ -53,11 +66,13 @@ class PipelineConfig:
         padding_mode: warp padding, ``"zeros"``, ``"border"`` or ``"reflection"``.
     """
 
-    out_size: int = 224
-    focal: float = 1000.0
-    mode: str = "perspective"
+    out_size: int = field(default=224, metadata={"derived": True})
+    focal: float = field(default=1000.0, metadata={"derived": True})
+    mode: str = "affine"
     crop_scale: float = 1.3
-    train: bool = True
+    crop_first: bool = True
+    jitter: str = "crop"
+    train: bool = field(default=True, metadata={"derived": True})
     two_views: bool = False
     shift: float = 0.1
     scale_jitter: float = 0.2
@@ -74,6 +89,8 @@ class PipelineConfig:
                 raise ValueError(f"{name}: must be positive, got {getattr(self, name)!r}")
         if self.mode not in _MODES:
             raise ValueError(f"mode: expected one of {_MODES}, got {self.mode!r}")
+        if self.jitter not in _JITTERS:
+            raise ValueError(f"jitter: expected one of {_JITTERS}, got {self.jitter!r}")
         if self.padding_mode not in _PADDING:
             raise ValueError(f"padding_mode: expected one of {_PADDING}, "
                              f"got {self.padding_mode!r}")
@@ -100,16 +117,30 @@ def _zoom(z: float, cx: float, cy: float) -> torch.Tensor:
                         dtype=torch.float64)
 
 
+def _crop_window(center: torch.Tensor, side: float, scale: float, h: int,
+                 w: int) -> tuple[int, int, int, int]:
+    """Pixel rows/columns ``(x0, y0, x1, y1)`` (exclusive ends) whose centres lie in the square
+    of side ``scale · side`` about ``center``, clipped to a ``h × w`` image."""
+    half = 0.5 * scale * side
+    cu, cv = float(center[0]), float(center[1])
+    x0 = min(max(math.ceil(cu - half), 0), w)
+    y0 = min(max(math.ceil(cv - half), 0), h)
+    x1 = max(min(math.floor(cu + half) + 1, w), x0)
+    y1 = max(min(math.floor(cv + half) + 1, h), y0)
+    return x0, y0, x1, y1
+
+
 def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.Tensor,
                       center: torch.Tensor, side: float, zoom: float, theta: float,
-                      cfg: PipelineConfig):
+                      cfg: PipelineConfig, origin: tuple[int, int] = (0, 0)):
     """The one place that calls the ``dgp_ops`` geometry.
 
     Args:
         image: (3, H, W) float32 in [0, 1]; mask: (H, W) float32 0/1 or None.
         K: (3, 3) float64 original intrinsics; center: (2,) float64 box centre (pixels);
         side: box side (pixels); zoom: extra scale about the principal point; theta: in-plane
-        rotation (radians) about the output optical axis.
+        rotation (radians) about the output optical axis; origin: original-pixel position
+        ``(x0, y0)`` of ``image``'s top-left pixel (a crop of the original image).
 
     Returns:
         ``(image (3, S, S), mask (S, S) or None, H, K_out, R)`` with float64 (3, 3) matrices.
@@ -127,7 +158,9 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
     H = K1 @ Rz @ torch.linalg.inv(K0) @ H0
     H = H / H[2, 2]
     R = Rz @ R0
-    H32 = H.to(torch.float32)[None]
+    shift = torch.tensor([[1.0, 0.0, origin[0]], [0.0, 1.0, origin[1]], [0.0, 0.0, 1.0]],
+                         dtype=torch.float64)
+    H32 = (H @ shift).to(torch.float32)[None]
     out = warp_perspective(image[None], H32, (S, S), padding_mode=cfg.padding_mode)[0]
     out_mask = None
     if mask is not None:
@@ -206,13 +239,24 @@ class HandInputPipeline:
                                     _uniform(-cfg.shift, cfg.shift, generator)],
                                    dtype=torch.float64) * side
             factor = _uniform(1 - cfg.scale_jitter, 1 + cfg.scale_jitter, generator)
-        zoom = 1.0 if cfg.mode == "crop" else 1.0 / factor
+        zoom = 1.0 if cfg.mode == "crop" or cfg.jitter == "crop" else 1.0 / factor
+        mask_np = None if sample.get("mask") is None else np.asarray(sample["mask"])
+        x0 = y0 = 0
+        if cfg.crop_first:
+            x0, y0, x1, y1 = _crop_window(center, side * factor, cfg.crop_scale,
+                                          image.shape[0], image.shape[1])
+            if x1 == x0 or y1 == y0:  # the crop misses the image: all black
+                x1, y1 = x0 + 1, y0 + 1
+                image = np.zeros((1, 1, 3), dtype=np.uint8)
+            else:
+                image = image[y0:y1, x0:x1]
+            mask_np = None if mask_np is None else mask_np[y0:y1, x0:x1]
         img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
         mask = None
-        if sample.get("mask") is not None:
-            mask = torch.from_numpy(np.asarray(sample["mask"])).float()
+        if mask_np is not None:
+            mask = torch.from_numpy(np.ascontiguousarray(mask_np)).float()
         out_img, out_mask, H, K_out, R = _rectify_and_warp(
-            img, mask, K, center, side * factor, zoom, theta, cfg)
+            img, mask, K, center, side * factor, zoom, theta, cfg, (x0, y0))
         if cfg.train and cfg.photometric is not None:
             out_img = photometric(out_img, cfg.photometric, generator)
         out = {"image": out_img.contiguous(), "K": K_out.float(), "R": R.float(),

@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from handdgp_models.config import load_config
+from handdgp_models.config import load_config, to_dict
 from handdgp_models.train import EpochSampler, load_checkpoint, train
 
 
@@ -19,7 +19,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, cfg: dict, out: str) -> None:
+def _worker(rank: int, world: int, port: int, cfg, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -47,14 +47,14 @@ def test_ddp_two_gloo_processes(tmp_path):
                                f'train.hierarchy_cache="{tmp_path / "hier"}"',
                                "train.steps=2", "train.batch_size=2"])
     # render the data and build the hierarchy once, before the processes start
-    from handdgp_models.model import build_model
-    from handdgp_models.train import build_datasets
+    from handdgp_models.build import build_hand, build_network, build_train_data
 
-    build_datasets(cfg, tmp_path)
-    build_model(cfg["model"], cache_dir=tmp_path / "hier")
+    hand = build_hand(cfg)
+    build_train_data(cfg, tmp_path, hand)
+    build_network(cfg, hand)
     mp.spawn(_worker, args=(2, _free_port(), cfg, str(tmp_path / "run")), nprocs=2, join=True)
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["step"] == 2
-    assert json.loads(state["config"]) == cfg
+    assert json.loads(state["config"]) == to_dict(cfg)
     log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert json.loads(log[-1])["step"] == 2

@@ -21,8 +21,8 @@ def hier(hand, tmp_path_factory):
 
 def _tiny(method="dgp", cache=None):
     cfg = load_config("tiny")
-    cfg["model"]["method"] = method
-    return build_model(cfg["model"], cache_dir=cache), cfg
+    cfg.model.method = method
+    return build_model(cfg.model, cache_dir=cache), cfg
 
 
 def test_hierarchy_shapes_and_rows(hier, hand):
@@ -60,7 +60,7 @@ def test_sample_features_reads_pixel_centres():
 @pytest.mark.parametrize("method", ["dgp", "dgp_uniform", "root_regression"])
 def test_forward_shapes(method, tmp_path):
     model, cfg = _tiny(method, tmp_path)
-    S = cfg["model"]["input_size"]
+    S = cfg.model.input_size
     K = torch.tensor([[85.0, 0, S / 2], [0, 85.0, S / 2], [0, 0, 1]]).expand(2, 3, 3)
     out = model(torch.rand(2, 3, S, S), K, torch.eye(3).expand(2, 3, 3))
     assert out["kp2d"].shape == (2, 21, 2)
@@ -75,7 +75,7 @@ def test_forward_shapes(method, tmp_path):
 
 def test_paper_config_builds_and_runs(tmp_path):
     cfg = load_config("paper")
-    model = build_model(cfg["model"], cache_dir=tmp_path).eval()
+    model = build_model(cfg.model, cache_dir=tmp_path).eval()
     K = torch.tensor([[300.0, 0, 112], [0, 300.0, 112], [0, 0, 1]])[None]
     with torch.no_grad():
         out = model(torch.rand(1, 3, 224, 224), K)
@@ -85,7 +85,7 @@ def test_paper_config_builds_and_runs(tmp_path):
 def test_camera_loss_gradients_reach_2d_and_weight_heads(tmp_path):
     """A camera-space loss alone trains the 2D head and the weight head through the DLT."""
     model, cfg = _tiny("dgp", tmp_path)
-    S = cfg["model"]["input_size"]
+    S = cfg.model.input_size
     torch.manual_seed(0)
     K = torch.tensor([[85.0, 0, S / 2], [0, 85.0, S / 2], [0, 0, 1]]).expand(2, 3, 3)
     out = model(torch.rand(2, 3, S, S), K)
@@ -102,7 +102,7 @@ def test_camera_loss_gradients_reach_2d_and_weight_heads(tmp_path):
 def test_rescale_sets_the_template_spread(tmp_path, hand):
     model, cfg = _tiny("dgp", tmp_path)
     assert model.config.rescale
-    S = cfg["model"]["input_size"]
+    S = cfg.model.input_size
     K = torch.tensor([[85.0, 0, S / 2], [0, 85.0, S / 2], [0, 0, 1]]).expand(3, 3, 3)
     with torch.no_grad():
         out = model(torch.rand(3, 3, S, S), K)

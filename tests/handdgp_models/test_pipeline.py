@@ -67,7 +67,7 @@ def test_eval_mode_matches_independent_homography(dataset):
     S, f = 160, 400.0
     s = dataset[2]
     out = HandInputPipeline(PipelineConfig(mode="perspective", train=False, focal=f,
-                                           out_size=S))(s)
+                                           out_size=S, crop_first=False))(s)
     K = s["K"].astype(np.float64)
     ray = np.linalg.solve(K, [s["box"][0], s["box"][1], 1.0])
     z = ray / np.linalg.norm(ray)
@@ -91,8 +91,48 @@ def test_eval_mode_matches_independent_homography(dataset):
     np.testing.assert_allclose(got[inside], ref[inside], atol=2e-3)
     # deterministic
     again = HandInputPipeline(PipelineConfig(mode="perspective", train=False, focal=f,
-                                             out_size=S))(s)
+                                             out_size=S, crop_first=False))(s)
     assert torch.equal(again["image"], out["image"])
+
+
+@pytest.mark.parametrize("mode", ["affine", "perspective"])
+def test_crop_first_blacks_out_everything_outside_the_crop(dataset, mode):
+    """The release's order: cut the crop square out of the image, then rectify it."""
+    s = dataset[1]
+    kw = {"mode": mode, "train": False, "focal": 400.0, "out_size": 96, "crop_scale": 1.3}
+    full = HandInputPipeline(PipelineConfig(crop_first=False, **kw))(s)
+    cut = HandInputPipeline(PipelineConfig(crop_first=True, **kw))(s)
+    np.testing.assert_allclose(cut["H"], full["H"])
+    np.testing.assert_allclose(cut["K"], full["K"])
+    # where each output pixel samples the original image
+    S = 96
+    uv = np.stack(np.meshgrid(np.arange(S), np.arange(S)), -1).reshape(-1, 2).astype(np.float64)
+    src = _hom(torch.linalg.inv(full["H"].double()), torch.from_numpy(uv)).numpy()
+    u, v, side = (float(x) for x in s["box"])
+    half = 0.65 * side
+    d = np.maximum(np.abs(src[:, 0] - u), np.abs(src[:, 1] - v))
+    img_cut = cut["image"].permute(1, 2, 0).reshape(-1, 3).numpy()
+    img_full = full["image"].permute(1, 2, 0).reshape(-1, 3).numpy()
+    outside, inside = d > half + 1.0, d < half - 1.0
+    assert outside.sum() > 50 and inside.sum() > 50
+    assert np.all(img_cut[outside] == 0)
+    np.testing.assert_allclose(img_cut[inside], img_full[inside], atol=1e-5)  # float32 H
+
+
+def test_crop_jitter_keeps_the_canonical_camera(dataset):
+    """Paper: shift/scale move the crop before rectification; K stays K_c."""
+    s = dataset[0]
+    cfg = PipelineConfig(mode="affine", focal=300.0, out_size=64, scale_jitter=0.4, shift=0.2)
+    zoom = PipelineConfig(mode="affine", focal=300.0, out_size=64, scale_jitter=0.4, shift=0.2,
+                          jitter="zoom")
+    focals = {"crop": set(), "zoom": set()}
+    for seed in range(6):
+        for name, c in (("crop", cfg), ("zoom", zoom)):
+            out = HandInputPipeline(c)(s, torch.Generator().manual_seed(seed))
+            _check_view(out, s)
+            focals[name].add(round(float(out["K"][0, 0]), 3))
+    assert focals["crop"] == {300.0}
+    assert len(focals["zoom"]) == 6
 
 
 def test_eval_crop_mode_is_plain_crop(dataset):
@@ -130,7 +170,8 @@ def test_two_views_property(dataset, seed, mode, rot, scale, shift):
 
 def test_rotation_is_shared_between_views(dataset):
     """Same in-plane angle: in perspective mode with no shift, R12 is the identity."""
-    cfg = PipelineConfig(two_views=True, shift=0.0, rotation_deg=90.0, photometric=None)
+    cfg = PipelineConfig(mode="perspective", jitter="zoom", two_views=True, shift=0.0,
+                         rotation_deg=90.0, photometric=None)
     out = HandInputPipeline(cfg)(dataset[1], torch.Generator().manual_seed(3))
     np.testing.assert_allclose(out["R12"], np.eye(3), atol=1e-6)
     assert abs(out["view1"]["R"][0, 1].item()) > 1e-3  # a rotation was applied
@@ -225,11 +266,13 @@ def test_loader_workers_reproducible(dataset):
     runs = []
     for _ in range(2):
         loader = make_loader(dataset, pipe, batch_size=2, num_workers=2, seed=3, drop_last=True)
-        assert loader.persistent_workers
         runs.append([b["image"] for b in loader])
+    # the draws do not depend on the number of workers
+    serial = make_loader(dataset, pipe, batch_size=2, num_workers=0, seed=3, drop_last=True)
+    runs.append([b["image"] for b in serial])
     assert len(runs[0]) == 2
-    for x, y in zip(*runs, strict=True):
-        assert torch.equal(x, y)
+    for x, y, z in zip(*runs, strict=True):
+        assert torch.equal(x, y) and torch.equal(x, z)
     # the two workers draw different augmentations
     assert not torch.equal(runs[0][0][0], runs[0][1][0])
 
@@ -256,7 +299,7 @@ def test_ho3d_samples_through_pipeline(tmp_path):
 
     write_ho3d(tmp_path / "ev", {"SM2": 1}, split="evaluation")
     s = HO3D(tmp_path / "ev", "evaluation")[0]
-    pipe = HandInputPipeline(PipelineConfig(focal=500.0, train=False))
+    pipe = HandInputPipeline(PipelineConfig(focal=500.0, train=False, mode="perspective"))
     out = pipe(s)
     assert "joints2d" not in out and "joints3d" not in out
     np.testing.assert_allclose(out["root"], out["R"] @ torch.from_numpy(s["root3d"]), atol=1e-6)

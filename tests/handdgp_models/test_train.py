@@ -5,17 +5,17 @@ import json
 import pytest
 import torch
 
-from handdgp_models.config import apply_overrides, load_config
+from handdgp_models.build import (
+    build_hand,
+    build_network,
+    build_pipeline,
+    build_test_data,
+    build_train_data,
+)
+from handdgp_models.config import apply_overrides, load_config, to_dict
 from handdgp_models.data import collate_samples
 from handdgp_models.losses import LossWeights, total_loss
-from handdgp_models.model import build_model
-from handdgp_models.train import (
-    _forward_losses,
-    build_datasets,
-    load_checkpoint,
-    make_pipeline,
-    train,
-)
+from handdgp_models.train import _forward_losses, load_checkpoint, train
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +31,12 @@ def _cfg(shared, *extra):
 
 def test_few_steps_lower_the_loss(shared):
     cfg = _cfg(shared)
-    train_ds, _ = build_datasets(cfg, shared)
-    pipe = make_pipeline(cfg, train=False)
+    hand = build_hand(cfg)
+    train_ds = build_train_data(cfg, shared, hand)
+    pipe = build_pipeline(cfg, train=False)
     batch = collate_samples([pipe(train_ds[i]) for i in range(4)])
     torch.manual_seed(0)
-    model = build_model(cfg["model"], cache_dir=shared / "hier")
+    model = build_network(cfg, hand)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
     for _ in range(12):
@@ -59,7 +60,7 @@ def test_resume_reaches_the_same_weights(shared):
     sb = load_checkpoint(shared / "b" / "checkpoint.pt")
     for k, v in sa["model"].items():
         torch.testing.assert_close(sb["model"][k], v, rtol=0, atol=0, msg=k)
-    assert json.loads(sa["config"]) == cfg
+    assert json.loads(sa["config"]) == to_dict(cfg)
     assert not list((shared / "a").glob("*.tmp"))
     lines = (shared / "a" / "log.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["step"] == 5
@@ -67,7 +68,7 @@ def test_resume_reaches_the_same_weights(shared):
 
 def test_overrides_and_errors(tmp_path):
     cfg = apply_overrides(load_config("tiny"), ["train.steps=7", 'model.method="two_stage"'])
-    assert cfg["train"]["steps"] == 7 and cfg["model"]["method"] == "two_stage"
+    assert cfg.train.steps == 7 and cfg.model.method == "two_stage"
     with pytest.raises(ValueError, match="unknown key"):
         apply_overrides(cfg, ["train.nope=1"])
     with pytest.raises(ValueError, match="key=value"):
@@ -76,13 +77,17 @@ def test_overrides_and_errors(tmp_path):
         load_config(str(tmp_path / "missing.json"))
     path = tmp_path / "c.toml"
     path.write_text('[train]\nsteps = 3\n')
-    assert load_config(path)["train"]["steps"] == 3
+    assert load_config(path).train.steps == 3
 
 
 def test_data_depth_and_orientation_reach_the_datasets(tmp_path):
-    cfg = load_config("tiny", ['data.depth=[0.5, 0.55]', "data.orientation_spread=30",
-                               "data.train_samples=3", "data.test_samples=2"])
-    train_ds, test_ds = build_datasets(cfg, tmp_path)
+    cfg = load_config("tiny", ['data.train.0.depth=[0.5, 0.55]', "data.test.depth=[0.5, 0.55]",
+                               "data.train.0.orientation_spread=30",
+                               "data.test.orientation_spread=30",
+                               "data.train.0.samples=3", "data.test.samples=2"])
+    hand = build_hand(cfg)
+    train_ds = build_train_data(cfg, tmp_path, hand)
+    test_ds = build_test_data(cfg, tmp_path, hand)
     for ds in (train_ds, test_ds):
         assert ds.camera.depth == (0.5, 0.55) and ds.orientation_spread == 30.0
         # The hand's centre sits at the drawn depth (the camera sampler may push it back a
@@ -91,5 +96,5 @@ def test_data_depth_and_orientation_reach_the_datasets(tmp_path):
              for i in range(len(ds))]
         assert all(0.5 <= d <= 0.55 * 1.2 for d in z), z
     assert test_ds.camera.focal != train_ds.camera.focal
-    with pytest.raises(ValueError, match="data.depth"):
-        build_datasets(load_config("tiny", ["data.depth=[0.9, 0.4]"]), tmp_path)
+    with pytest.raises(ValueError, match="data.train.0.depth"):
+        load_config("tiny", ["data.train.0.depth=[0.9, 0.4]"])
