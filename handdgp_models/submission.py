@@ -58,6 +58,45 @@ def write_ho3d_pred(path: str | os.PathLike, joints: Any, verts: Any) -> None:
     _write(path, j[:, list(OPENPOSE_TO_HO3D)] * CV_TO_GL, v * CV_TO_GL)
 
 
+def _read(path: str | os.PathLike, count: int | None) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable pred.json ({exc})") from exc
+    if not isinstance(data, list) or len(data) != 2:
+        raise ValueError(f"{path}: expected [xyz_list, verts_list]")
+    joints = _as_points(f"{path} xyz_list", data[0], 21)
+    verts = _as_points(f"{path} verts_list", data[1], None)
+    if count is not None and len(joints) != count:
+        raise ValueError(f"{path}: {len(joints)} predictions, the split has {count} images")
+    if len(verts) != len(joints):
+        raise ValueError(f"{path}: {len(joints)} joint sets but {len(verts)} vertex sets")
+    return joints, verts
+
+
+def read_freihand_pred(path: str | os.PathLike,
+                       count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read a FreiHAND ``pred.json`` as the benchmark's evaluation reads it.
+
+    Returns ``(joints (B, 21, 3), verts (B, V, 3))`` float64 metres, OpenPose order, OpenCV
+    camera; ``count`` checks the number of predictions.
+    """
+    return _read(path, count)
+
+
+def read_ho3d_pred(path: str | os.PathLike,
+                   count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read an HO3D-v2 ``pred.json`` back into the project's conventions.
+
+    Returns ``(joints, verts)`` in OpenPose order and OpenCV axes (the file holds HO3D order
+    and OpenGL axes).
+    """
+    joints, verts = _read(path, count)
+    back = np.argsort(OPENPOSE_TO_HO3D)
+    return joints[:, back] * CV_TO_GL, verts * CV_TO_GL
+
+
 def plot_pck(curves: dict[str, tuple[Any, Any]], path: str | os.PathLike) -> None:
     """Plot PCK curves ``{name: (thresholds_mm, pck)}`` to a PNG at ``path`` (legend shows AUC)."""
     import matplotlib

@@ -128,3 +128,25 @@ def write_ho3d(root: str | Path, frames: dict[str, int] | None = None, *, split:
             images[ident] = img
     (root / f"{split}.txt").write_text("\n".join(ids) + "\n")
     return {"ids": ids, "meta": metas, "images": images}
+
+
+def write_mano(path: str | Path) -> Path:
+    """Write the embedded hand's arrays as a model file in MANO's layout.
+
+    ``.pkl``: a pickled dict as in ``MANO_RIGHT.pkl`` (numpy arrays, the joint regressor as a
+    scipy CSC matrix); ``.npz``: the same arrays, dense.
+    """
+    import scipy.sparse
+
+    from handdgp_models.hand import default_hand_data
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = dict(default_hand_data())
+    if path.suffix == ".npz":
+        np.savez(path, **data)
+    else:
+        data["J_regressor"] = scipy.sparse.csc_matrix(data["J_regressor"])
+        with open(path, "wb") as f:
+            pickle.dump(data, f, protocol=2)
+    return path

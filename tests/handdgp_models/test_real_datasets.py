@@ -1,0 +1,157 @@
+"""FreiHAND and HO3D-v2 end to end through the CLI on tiny trees in the official layouts:
+train, eval (official pred.json, metrics without ground-truth inputs), data check."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from handdgp_models.cli import main
+from handdgp_models.metrics import compute_metrics
+from handdgp_models.submission import read_freihand_pred, read_ho3d_pred, write_freihand_pred
+from tests.handdgp_models.fixtures import write_freihand, write_ho3d, write_mano
+
+# The paper configs at toy sizes, so a few steps run in seconds.
+TOY = ["model.backbone=\"resnet18\"", "model.input_size=64", "model.kp_hidden=[16, 16]",
+       "model.mesh_channels=[16, 16, 16, 16, 8]", "model.feature_channels=16",
+       "model.weight_hidden=16", "model.weight_channels=4", "train.steps=2",
+       "train.batch_size=2", "train.checkpoint_every=1", "eval.batch_size=2",
+       "eval.overlays=1"]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("real")
+    fh = root / "freihand"
+    write_freihand(fh, num=3, num_versions=4)
+    gt = write_freihand(fh, num=3, split="evaluation", seed=1)
+    ho = root / "ho3d"
+    write_ho3d(ho, {"SM1": 3})
+    write_ho3d(ho, {"SM2": 2}, split="evaluation", seed=2)
+    return {"root": root, "freihand": fh, "ho3d": ho, "mano": write_mano(root / "MANO_RIGHT.pkl"),
+            "hier": root / "hier", "fh_eval_gt": gt}
+
+
+def _train(tree, config, out):
+    rc = main(["train", "--config", config, "--data-root", str(tree[config]), "--mano",
+               str(tree["mano"]), "--out", str(out), "--quiet",
+               "--set", f'train.hierarchy_cache="{tree["hier"]}"', *sum((["--set", s] for s in TOY),
+                                                                        [])])
+    assert rc == 0
+    return out / "checkpoint.pt"
+
+
+@pytest.fixture(scope="module")
+def freihand_run(tree):
+    return _train(tree, "freihand", tree["root"] / "run_fh")
+
+
+def _eval(tree, ckpt, dataset, out, *extra):
+    rc = main(["eval", "--checkpoint", str(ckpt), "--dataset", dataset, "--data-root",
+               str(tree[dataset]), "--out", str(out), "--quiet", "--device", "cpu", *extra])
+    assert rc == 0
+    return out
+
+
+def test_freihand_train_eval_official_pred(tree, freihand_run, tmp_path, capsys):
+    out = _eval(tree, freihand_run, "freihand", tmp_path / "ev")
+    joints, verts = read_freihand_pred(out / "pred.json", count=3)
+    assert joints.shape == (3, 21, 3) and verts.shape == (3, 778, 3)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["samples"] == 3 and metrics["model"]["cs_mje"] > 0
+    assert (out / "pck.png").is_file() and list((out / "overlays").glob("*.png"))
+    assert "CS-MJE" in capsys.readouterr().out
+    # the metrics score the pred.json that was written
+    gt = tree["fh_eval_gt"]
+    again = compute_metrics(joints, gt["xyz"], verts, gt["verts"])
+    assert again["cs_mje"] == pytest.approx(metrics["model"]["cs_mje"], rel=1e-4)
+
+
+def test_ground_truth_as_prediction_scores_zero(tree, tmp_path):
+    gt = tree["fh_eval_gt"]
+    write_freihand_pred(tmp_path / "pred.json", gt["xyz"], gt["verts"])
+    joints, verts = read_freihand_pred(tmp_path / "pred.json", count=3)
+    m = compute_metrics(joints, gt["xyz"], verts, gt["verts"])
+    assert m["cs_mje"] == pytest.approx(0, abs=1e-9) and m["cs_mve"] == pytest.approx(0, abs=1e-9)
+    assert m["f5"] == pytest.approx(1.0)
+
+
+def test_pred_json_does_not_depend_on_evaluation_ground_truth(tree, freihand_run, tmp_path):
+    copy = tmp_path / "fh"
+    shutil.copytree(tree["freihand"], copy)
+    tree = {**tree, "freihand": copy}
+    first = (_eval(tree, freihand_run, "freihand", tmp_path / "a") / "pred.json").read_bytes()
+    rng = np.random.default_rng(5)
+    for name in ("xyz", "verts"):
+        path = copy / f"evaluation_{name}.json"
+        arr = np.asarray(json.loads(path.read_text()))
+        path.write_text(json.dumps((arr + rng.normal(0, 0.05, arr.shape)).tolist()))
+    second = (_eval(tree, freihand_run, "freihand", tmp_path / "b") / "pred.json").read_bytes()
+    assert second == first
+    for name in ("xyz", "verts", "mano"):
+        (copy / f"evaluation_{name}.json").unlink()
+    out = _eval(tree, freihand_run, "freihand", tmp_path / "c")
+    assert (out / "pred.json").read_bytes() == first
+    assert "model" not in json.loads((out / "metrics.json").read_text())
+
+
+def test_ho3d_train_and_submission(tree, tmp_path):
+    ckpt = _train(tree, "ho3d", tmp_path / "run")
+    out = _eval(tree, ckpt, "ho3d", tmp_path / "ev")
+    raw = json.loads((out / "pred.json").read_text())
+    assert len(raw) == 2 and len(raw[0]) == 2 and len(raw[1][0]) == 778
+    joints, verts = read_ho3d_pred(out / "pred.json", count=2)
+    # OpenGL axes in the file: the hands are in front of the camera (z < 0 there)
+    assert np.all(np.asarray(raw[0])[..., 2] < 0) == np.all(joints[..., 2] > 0)
+    assert not (out / "pck.png").exists()  # the evaluation split has no ground truth
+
+
+def test_real_data_without_mano_fails_at_start(tree, tmp_path, capsys):
+    rc = main(["train", "--config", "freihand", "--data-root", str(tree["freihand"]),
+               "--out", str(tmp_path / "r"), "--quiet"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--mano" in err and "MANO_RIGHT.pkl" in err
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_missing_data_root_is_named(tree, tmp_path, capsys):
+    rc = main(["train", "--config", "freihand", "--mano", str(tree["mano"]),
+               "--out", str(tmp_path / "r"), "--quiet"])
+    assert rc == 2 and "--data-root" in capsys.readouterr().err
+
+
+def test_strict_config_at_any_depth_through_the_cli(tmp_path, capsys):
+    for bad, key in ((["--set", "train.nope=1"], "train.nope"),
+                     (["--set", "data.train.0.rooot=\"x\""], "data.train.0.rooot"),
+                     (["--set", "input.photometric.hue_x=1"], "input.photometric.hue_x")):
+        rc = main(["train", "--config", "tiny", "--out", str(tmp_path / "r"), "--quiet", *bad])
+        assert rc == 2
+        assert key in capsys.readouterr().err
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"train": {"steps": 3}, "data": {"test": {"sample": 3}}}))
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "data.test.sample" in err and "c.json" in err
+
+
+@pytest.mark.parametrize("dataset", ["freihand", "ho3d"])
+def test_data_check(tree, tmp_path, capsys, dataset):
+    copy = tmp_path / dataset
+    shutil.copytree(tree[dataset], copy)
+    assert main(["data", "check", "--dataset", dataset, "--data-root", str(copy), "--quiet",
+                 "--subset"]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and ("130240" in out if dataset == "freihand" else "66034" in out)
+    # not the official size: a problem unless --subset
+    assert main(["data", "check", "--dataset", dataset, "--data-root", str(copy),
+                 "--quiet"]) == 1
+    capsys.readouterr()
+    victim = (sorted((copy / "training" / "rgb").glob("*.jpg"))[5] if dataset == "freihand"
+              else sorted((copy / "train" / "SM1" / "rgb").glob("*.png"))[1])
+    victim.unlink()
+    assert main(["data", "check", "--dataset", dataset, "--data-root", str(copy), "--quiet",
+                 "--subset"]) == 1
+    out = capsys.readouterr().out
+    assert victim.name in out and "NOT OK" in out
