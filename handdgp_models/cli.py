@@ -292,9 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted; checkpoint saved", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        from .train import Terminated
+
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"{what}; checkpoint saved", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -8,10 +8,13 @@ same batches and reaches the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +39,27 @@ from .data.loader import EpochSampler, PipelineDataset
 from .losses import camera_losses, consistency_losses, relative_losses, total_loss
 
 __all__ = ["EpochSampler", "load_checkpoint", "save_checkpoint", "to_device", "train"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's preemption) during training: handled like Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into :class:`Terminated` while training (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def to_device(batch, device: torch.device):
@@ -184,57 +208,58 @@ def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = True,
     n_in_epoch = 0
     last_loss = math.nan
     model.train()
-    try:
-        while step < stop:
-            epoch, pos = divmod(step, steps_per_epoch)
-            data.set_epoch(epoch)
-            sampler.set_epoch(epoch, pos * bs)
-            for batch in loader:
-                batch = to_device(batch, device)
-                stage = 1 if step < stage1 else 2
-                res = _forward_losses(net, batch, cfg, stage, faces)
-                loss = total_loss(res["terms"], cfg.loss)
-                invalid += res["invalid"]
-                opt.zero_grad(set_to_none=True)
-                if torch.isfinite(loss):
-                    loss.backward()
-                    grads_ok = all(torch.isfinite(p.grad).all() for p in model.parameters()
-                                   if p.grad is not None)
-                    if grads_ok:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                        opt.step()
+    with _sigterm_as_interrupt():
+        try:
+            while step < stop:
+                epoch, pos = divmod(step, steps_per_epoch)
+                data.set_epoch(epoch)
+                sampler.set_epoch(epoch, pos * bs)
+                for batch in loader:
+                    batch = to_device(batch, device)
+                    stage = 1 if step < stage1 else 2
+                    res = _forward_losses(net, batch, cfg, stage, faces)
+                    loss = total_loss(res["terms"], cfg.loss)
+                    invalid += res["invalid"]
+                    opt.zero_grad(set_to_none=True)
+                    if torch.isfinite(loss):
+                        loss.backward()
+                        grads_ok = all(torch.isfinite(p.grad).all() for p in model.parameters()
+                                       if p.grad is not None)
+                        if grads_ok:
+                            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                            opt.step()
+                        else:
+                            skipped += 1
                     else:
                         skipped += 1
-                else:
-                    skipped += 1
-                sched.step()
-                step += 1
-                last_loss = float(loss.detach())
-                for k, v in res["terms"].items():
-                    epoch_sums[k] = epoch_sums.get(k, 0.0) + float(v.detach())
-                epoch_sums["loss"] = epoch_sums.get("loss", 0.0) + last_loss
-                n_in_epoch += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{last_loss:.4f}", stage=stage)
-                end_of_epoch = step % steps_per_epoch == 0
-                if end_of_epoch or step % tc.checkpoint_every == 0 or step >= stop:
-                    save()
-                if (end_of_epoch or step >= total) and log is not None:
-                    rec = {"epoch": epoch, "step": step, "stage": stage,
-                           "lr": sched.get_last_lr()[0], "skipped": skipped, "invalid": invalid,
-                           "seconds": round(time.time() - t0, 2)}
-                    rec.update({k: v / max(n_in_epoch, 1) for k, v in epoch_sums.items()})
-                    log.write(json.dumps(rec) + "\n")
-                    log.flush()
-                    epoch_sums, n_in_epoch = {}, 0
-                if step >= stop or end_of_epoch:
-                    break
-    except KeyboardInterrupt:
-        save()
-        raise
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
+                    sched.step()
+                    step += 1
+                    last_loss = float(loss.detach())
+                    for k, v in res["terms"].items():
+                        epoch_sums[k] = epoch_sums.get(k, 0.0) + float(v.detach())
+                    epoch_sums["loss"] = epoch_sums.get("loss", 0.0) + last_loss
+                    n_in_epoch += 1
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{last_loss:.4f}", stage=stage)
+                    end_of_epoch = step % steps_per_epoch == 0
+                    if end_of_epoch or step % tc.checkpoint_every == 0 or step >= stop:
+                        save()
+                    if (end_of_epoch or step >= total) and log is not None:
+                        rec = {"epoch": epoch, "step": step, "stage": stage,
+                               "lr": sched.get_last_lr()[0], "skipped": skipped, "invalid": invalid,
+                               "seconds": round(time.time() - t0, 2)}
+                        rec.update({k: v / max(n_in_epoch, 1) for k, v in epoch_sums.items()})
+                        log.write(json.dumps(rec) + "\n")
+                        log.flush()
+                        epoch_sums, n_in_epoch = {}, 0
+                    if step >= stop or end_of_epoch:
+                        break
+        except KeyboardInterrupt:
+            save()
+            raise
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
     return {"step": step, "skipped": skipped, "invalid": invalid,
             "seconds": time.time() - t0, "final_loss": last_loss}

@@ -98,3 +98,36 @@ def test_data_depth_and_orientation_reach_the_datasets(tmp_path):
     assert test_ds.camera.focal != train_ds.camera.focal
     with pytest.raises(ValueError, match="data.train.0.depth"):
         load_config("tiny", ["data.train.0.depth=[0.9, 0.4]"])
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_resumes(shared, tmp_path):
+    """SIGTERM (a scheduler's preemption) is handled like Ctrl-C: checkpoint, clean exit."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "handdgp_models", "train", "--config", "tiny", "--out",
+           str(out), "--quiet", "--set", f'data.cache_dir="{shared / "data"}"',
+           "--set", f'train.hierarchy_cache="{shared / "hier"}"', "--set", "train.steps=100000",
+           "--set", "train.checkpoint_every=100000"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while not (out / "log.jsonl").is_file() or not (out / "log.jsonl").read_text():
+            assert proc.poll() is None and time.time() < deadline, "training did not start"
+            time.sleep(0.2)  # the first epoch's log line: training is under way
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "checkpoint saved" in err and "Traceback" not in err
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["step"] >= 2
+    cfg = load_config("tiny", [f'data.cache_dir="{shared / "data"}"',
+                               f'train.hierarchy_cache="{shared / "hier"}"',
+                               f"train.steps={state['step'] + 1}"])
+    assert train(cfg, out, progress=False)["step"] == state["step"] + 1
