@@ -13,7 +13,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .checkpoint import load_checkpoint, save_checkpoint
 from .losses import LossWeights, camera_losses, consistency_losses, relative_losses, total_loss
 from .model import HandDGP, build_model
 
@@ -129,21 +129,6 @@ def render_all(ds: Dataset, progress: bool, desc: str) -> None:
 
     for i in tqdm(range(len(ds)), desc=desc, disable=not progress, leave=False):
         ds[i]
-
-
-def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Atomic ``torch.save`` (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        torch.save(state, f)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """``torch.load(weights_only=True)`` on CPU."""
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def model_from_checkpoint(path: str | os.PathLike) -> tuple[HandDGP, dict]:
