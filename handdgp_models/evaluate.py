@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .files import write_json
 from .model import HandDGP
 
 __all__ = ["evaluate", "mean_translation", "predict_dataset", "render_overlay"]
@@ -112,5 +112,5 @@ def evaluate(model: HandDGP, cfg: dict, test_ds: Dataset, out_dir: str | os.Path
     for i in range(min(int(cfg["eval"]["overlays"]), len(test_ds))):
         img = render_overlay(test_ds[i], pred["verts"][i], pred["joints"][i], faces)
         cv2.imwrite(str(over / f"test_{i:03d}.png"), img[..., ::-1])
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    write_json(out_dir / "metrics.json", result, indent=2, nan_as_null=True)
     return result

@@ -52,13 +52,16 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]
         raise
 
 
-def _plain(obj: Any, where: str) -> Any:
+def _plain(obj: Any, where: str, nan_as_null: bool) -> Any:
     """``obj`` with numpy values turned into Python ones; ValueError at a non-finite number."""
     if isinstance(obj, dict):
-        return {k: _plain(v, f"{where}.{k}" if where else str(k)) for k, v in obj.items()}
+        return {k: _plain(v, f"{where}.{k}" if where else str(k), nan_as_null)
+                for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return [_plain(v, f"{where}[{i}]", nan_as_null) for i, v in enumerate(obj)]
     if isinstance(obj, np.ndarray):
+        if nan_as_null and obj.dtype.kind == "f":
+            return _plain(obj.tolist(), where, nan_as_null)
         if obj.dtype.kind == "f" and not np.isfinite(obj).all():
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(obj))[0])
             raise ValueError(f"non-finite number at {where or 'value'}{list(bad)}")
@@ -66,27 +69,37 @@ def _plain(obj: Any, where: str) -> Any:
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
+        if nan_as_null:
+            return None
         raise ValueError(f"non-finite number {obj} at {where or 'value'}")
     return obj
 
 
-def strict_json(obj: Any, *, indent: int | None = None) -> str:
-    """Serialise ``obj`` as standard JSON: numpy arrays and scalars allowed, NaN/Infinity refused.
+def strict_json(obj: Any, *, indent: int | None = None, nan_as_null: bool = False) -> str:
+    """Serialise ``obj`` as standard JSON: numpy arrays and scalars allowed, NaN/Infinity never.
+
+    Args:
+        obj: dicts, lists, tuples, numbers, strings, numpy arrays and scalars.
+        indent: as in :func:`json.dumps`.
+        nan_as_null: write a non-finite number as ``null`` (an undefined value, e.g. a metric
+            over no samples) instead of refusing it.
 
     Raises:
-        ValueError: naming the key path of the first non-finite number (e.g. ``joints[3][2]``).
+        ValueError: naming the key path of the first non-finite number (e.g. ``joints[3][2]``),
+            unless ``nan_as_null``.
     """
-    return json.dumps(_plain(obj, ""), indent=indent, allow_nan=False)
+    return json.dumps(_plain(obj, "", nan_as_null), indent=indent, allow_nan=False)
 
 
-def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = None) -> None:
+def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = None,
+               nan_as_null: bool = False) -> None:
     """Write ``obj`` to ``path`` as strict JSON (see :func:`strict_json`), atomically.
 
     Raises:
         ValueError: naming the file and the key path of a non-finite number; nothing is written.
     """
     try:
-        text = strict_json(obj, indent=indent)
+        text = strict_json(obj, indent=indent, nan_as_null=nan_as_null)
     except ValueError as exc:
         raise ValueError(f"refusing to write {path}: {exc}") from exc
     with atomic_write(path, "w") as f:
