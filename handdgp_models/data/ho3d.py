@@ -92,7 +92,8 @@ class HO3D(Dataset):
         ids = read_text_lines(list_path)
         for number, line in enumerate(ids, start=1):
             if len(line.split("/")) != 2:
-                raise ValueError(f"{list_path}: expected lines 'SEQ/FRAME', got {line!r}")
+                raise ValueError(f"{list_path} entry {number}: expected a line 'SEQ/FRAME', "
+                                 f"got {line!r}")
             path_inside(self.root / split, line, f"{list_path} entry {number}")
         self.ids = ids
         if mano is None or isinstance(mano, HandModel):
