@@ -214,14 +214,8 @@ def model_from_checkpoint(path: str | os.PathLike, *, mano: str | None = None,
         ValueError: not a checkpoint of this project, a missing MANO file, or a MANO mesh
             other than the one the checkpoint was trained with.
     """
-    state = load_checkpoint(path)
-    if not isinstance(state, dict) or "config" not in state or "model" not in state:
-        raise ValueError(f"{path}: not a checkpoint of this project (no model/config)")
-    try:
-        plain = json.loads(state["config"])
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: the stored config is not valid JSON ({exc})") from exc
-    cfg = config_from_dict(plain, f"checkpoint {path}")
+    state = load_checkpoint(path)  # checks that it is a checkpoint with weights and a config
+    cfg = config_from_dict(json.loads(state["config"]), f"checkpoint {path}")
     if mano is not None:
         cfg.hand.mano = str(mano)
     if hierarchy_cache is not None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .errors import DEBUG_FLAG, UserArgumentParser, run_cli
+from .files import strict_json
 
 __all__ = ["main", "predict_image", "run_main"]
 
@@ -66,7 +68,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
             dist.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(summary))
+        print(strict_json(summary, nan_as_null=True))
     return 0
 
 
@@ -110,6 +112,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         model_from_checkpoint,
         resolve_device,
     )
+    from .checkpoint import restoring_from
     from .config import apply_overrides
     from .evaluate import evaluate
 
@@ -117,7 +120,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if not ckpt.is_file():
         raise ValueError(f"--checkpoint: no file {ckpt}")
     device = resolve_device(args.device)
-    model, cfg = model_from_checkpoint(ckpt, mano=args.mano, device=device)
+    with restoring_from(ckpt):
+        model, cfg = model_from_checkpoint(ckpt, mano=args.mano, device=device)
     cfg = _with_data_args(_test_source(apply_overrides(cfg, args.set), args), args)
     hand = build_hand(cfg, ("test",))
     test_ds = build_test_data(cfg, ckpt.parent, hand, progress=not args.quiet)
@@ -169,30 +173,15 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def _parse_box(text: str | None, h: int, w: int) -> np.ndarray:
-    if text is None:
-        return np.array([(w - 1) / 2, (h - 1) / 2, 0.8 * min(h, w)], dtype=np.float32)
-    vals = [float(x) for x in text.split(",")]
-    if len(vals) != 3 or vals[2] <= 0:
-        raise SystemExit(f"--box: expected 'cu,cv,side' with side > 0, got {text!r}")
-    return np.array(vals, dtype=np.float32)
+    from .inputs import parse_box
+
+    return parse_box(text, h, w, "--box")
 
 
 def _parse_intrinsics(path: str | None, h: int, w: int) -> np.ndarray:
-    if path is None:
-        f = float(max(h, w))
-        return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1]], dtype=np.float32)
-    data = json.loads(Path(path).read_text())
-    if isinstance(data, dict) and "K" in data:
-        data = data["K"]
-    if isinstance(data, dict):
-        try:
-            data = [[data["fx"], 0, data["cx"]], [0, data["fy"], data["cy"]], [0, 0, 1]]
-        except KeyError as e:
-            raise SystemExit(f"--intrinsics: missing {e}; give K or fx, fy, cx, cy") from e
-    K = np.asarray(data, dtype=np.float32)
-    if K.shape != (3, 3):
-        raise SystemExit(f"--intrinsics: expected a 3x3 matrix, got shape {K.shape}")
-    return K
+    from .inputs import read_intrinsics
+
+    return read_intrinsics(path, h, w, "--intrinsics")
 
 
 def predict_image(model, cfg, image: np.ndarray, K: np.ndarray, box: np.ndarray) -> dict:
@@ -211,23 +200,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import cv2
 
     from .build import model_from_checkpoint
+    from .checkpoint import restoring_from
     from .evaluate import render_overlay
+    from .files import write_json
+    from .inputs import read_image_option
 
-    bgr = cv2.imread(args.image, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise SystemExit(f"--image: cannot read {args.image}")
-    image = np.ascontiguousarray(bgr[..., ::-1])
+    image = read_image_option(args.image, "--image")
     h, w = image.shape[:2]
     K = _parse_intrinsics(args.intrinsics, h, w)
     box = _parse_box(args.box, h, w)
-    model, cfg = model_from_checkpoint(args.checkpoint, mano=args.mano)
+    with restoring_from(args.checkpoint):
+        model, cfg = model_from_checkpoint(args.checkpoint, mano=args.mano)
     pred = predict_image(model, cfg, image, K, box)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "prediction.json").write_text(json.dumps({
+    write_json(out / "prediction.json", {
         "joints": pred["joints"].tolist(), "vertices": pred["verts"].tolist(),
         "translation": pred["translation"].tolist(), "weights": pred["weights"].tolist(),
-        "valid": pred["valid"], "K": K.tolist(), "box": box.tolist(), "units": "metres"}))
+        "valid": pred["valid"], "K": K.tolist(), "box": box.tolist(), "units": "metres"})
     over = render_overlay({"image": image, "K": K}, pred["verts"], pred["joints"],
                           model.faces.numpy())
     cv2.imwrite(str(out / "overlay.png"), over[..., ::-1])
@@ -236,7 +226,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="handdgp", description=__doc__)
+    parser = UserArgumentParser(prog="handdgp", description=__doc__)
+    parser.add_argument(DEBUG_FLAG, action="store_true",
+                        help="print the traceback of an error (accepted anywhere on the line)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a model (resumes from OUT/checkpoint.pt)")
     _add_config_args(p, "small")
@@ -288,7 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``handdgp`` console script."""
+    """Entry point of the ``handdgp`` console script.
+
+    A user error (bad option, unreadable or invalid file) prints one line on stderr naming
+    the option or file and returns 2; ``--debug`` adds the traceback.
+    """
+    return run_cli(_run, argv)
+
+
+def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -298,9 +298,6 @@ def main(argv: list[str] | None = None) -> int:
         what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         print(f"{what}; checkpoint saved", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":

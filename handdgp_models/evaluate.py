@@ -6,7 +6,6 @@ deterministic input pipeline; ground truth, where the split has it, is used only
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .files import write_json
 from .model import HandDGP
 
 __all__ = ["evaluate", "mean_translation", "predict_dataset", "render_overlay", "write_pred"]
@@ -140,5 +140,5 @@ def evaluate(model: HandDGP, cfg, test_ds: Dataset, out_dir: str | os.PathLike,
     for i in range(min(cfg.eval.overlays, len(test_ds))):
         img = render_overlay(test_ds[i], pred["verts"][i], pred["joints"][i], faces)
         cv2.imwrite(str(over / f"test_{i:03d}.png"), img[..., ::-1])
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2, allow_nan=False))
+    write_json(out_dir / "metrics.json", result, indent=2, nan_as_null=True)
     return result

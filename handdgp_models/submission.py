@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from handdgp_models.files import write_json
 from handdgp_models.metrics import _as_points
 
 # Index i of the HO3D joint order takes OpenPose/FreiHAND joint OPENPOSE_TO_HO3D[i].
@@ -28,8 +29,7 @@ def _write(path: str | os.PathLike, joints: np.ndarray, verts: np.ndarray) -> No
         raise ValueError(
             f"joints batch {joints.shape[0]} does not match verts batch {verts.shape[0]}"
         )
-    with open(path, "w") as f:
-        json.dump([joints.tolist(), verts.tolist()], f)
+    write_json(path, [joints, verts])  # strict JSON: a NaN prediction is refused
 
 
 def write_freihand_pred(path: str | os.PathLike, xyz_list: Any, verts_list: Any) -> None:

@@ -36,6 +36,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig, to_dict
 from .data import collate_samples
 from .data.loader import EpochSampler, PipelineDataset
+from .files import strict_json, write_json
 from .losses import camera_losses, consistency_losses, relative_losses, total_loss
 
 __all__ = ["EpochSampler", "load_checkpoint", "save_checkpoint", "to_device", "train"]
@@ -146,7 +147,7 @@ def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = True,
     warn_without_pretraining(cfg)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+        write_json(out_dir / "config.json", to_dict(cfg), indent=2)
     train_ds = build_train_data(cfg, out_dir, hand, progress=progress and rank == 0)
     if world > 1:
         dist.barrier()
@@ -249,7 +250,7 @@ def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = True,
                                "lr": sched.get_last_lr()[0], "skipped": skipped, "invalid": invalid,
                                "seconds": round(time.time() - t0, 2)}
                         rec.update({k: v / max(n_in_epoch, 1) for k, v in epoch_sums.items()})
-                        log.write(json.dumps(rec) + "\n")
+                        log.write(strict_json(rec, nan_as_null=True) + "\n")
                         log.flush()
                         epoch_sums, n_in_epoch = {}, 0
                     if step >= stop or end_of_epoch:

@@ -22,7 +22,16 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from ._io import box_from_points, json_array, project, read_mask, read_rgb, require_file
+from ._io import (
+    box_from_points,
+    check_intrinsics,
+    check_joints,
+    json_array,
+    project,
+    read_mask,
+    read_rgb,
+    require_file,
+)
 
 __all__ = ["FREIHAND_VERSIONS", "FreiHAND"]
 
@@ -129,12 +138,13 @@ class FreiHAND(Dataset):
         index = index % len(self)
         i = index % self.num_annotations
         image = read_rgb(self.image_path(index))
-        K = self.K[i].copy()
+        K = check_intrinsics(self.K[i], self.root / f"{self.split}_K.json", i)
         sample: dict = {"image": image, "K": K, "index": int(index), "name": self.name}
         if self.has_gt:
-            joints3d = self.xyz[i].copy()
+            joints3d = check_joints(self.xyz[i], self.root / f"{self.split}_xyz.json", i)
             sample["joints3d"] = joints3d
-            sample["verts3d"] = self.verts[i].copy()
+            sample["verts3d"] = check_joints(self.verts[i], self.root / f"{self.split}_verts.json",
+                                             i, "verts")
             sample["joints2d"] = project(joints3d, K)
             if self.mano is not None:
                 sample["pose"] = self.mano[i, :48].copy()

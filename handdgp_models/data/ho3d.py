@@ -22,7 +22,17 @@ import torch
 from torch.utils.data import Dataset
 
 from ..hand import HandModel, load_mano, safe_load_pickle
-from ._io import box_from_points, project, read_rgb, require_file
+from ._io import (
+    as_float_array,
+    box_from_points,
+    check_intrinsics,
+    check_joints,
+    path_inside,
+    project,
+    read_rgb,
+    read_text_lines,
+    require_file,
+)
 
 __all__ = ["HO3D", "HO3D_TO_OPENPOSE", "OPENPOSE_TO_HO3D", "OPENGL_TO_OPENCV"]
 
@@ -37,13 +47,10 @@ _SPLITS = ("train", "evaluation")
 def _field(meta: dict, key: str, shape: tuple[int, ...], path: Path) -> np.ndarray:
     if key not in meta or meta[key] is None:
         raise ValueError(f"{path}: missing field {key!r}")
-    try:
-        arr = np.asarray(meta[key], dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: field {key!r} is not numeric ({exc})") from exc
-    if arr.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: field {key!r} has shape {arr.shape}, expected {shape}")
-    return arr.reshape(shape)
+    arr = as_float_array(meta[key], shape, f"{path}: field {key!r}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{path}: field {key!r} holds NaN or Inf")
+    return arr
 
 
 class HO3D(Dataset):
@@ -82,10 +89,12 @@ class HO3D(Dataset):
         self.split = split
         self.box_scale = float(box_scale)
         list_path = require_file(self.root / f"{split}.txt")
-        ids = [ln.strip() for ln in list_path.read_text().splitlines() if ln.strip()]
-        for line in ids:
+        ids = read_text_lines(list_path)
+        for number, line in enumerate(ids, start=1):
             if len(line.split("/")) != 2:
-                raise ValueError(f"{list_path}: expected lines 'SEQ/FRAME', got {line!r}")
+                raise ValueError(f"{list_path} entry {number}: expected a line 'SEQ/FRAME', "
+                                 f"got {line!r}")
+            path_inside(self.root / split, line, f"{list_path} entry {number}")
         self.ids = ids
         if mano is None or isinstance(mano, HandModel):
             self.hand_model = mano
@@ -97,7 +106,7 @@ class HO3D(Dataset):
 
     def _paths(self, index: int) -> tuple[Path, Path]:
         seq, frame = self.ids[index].split("/")
-        base = self.root / self.split / seq
+        base = path_inside(self.root / self.split, seq, f"{self.split}.txt")
         rgb = base / "rgb" / f"{frame}.png"
         if not rgb.is_file() and (base / "rgb" / f"{frame}.jpg").is_file():
             rgb = base / "rgb" / f"{frame}.jpg"
@@ -109,27 +118,24 @@ class HO3D(Dataset):
         index = index % len(self)
         rgb_path, meta_path = self._paths(index)
         image = read_rgb(rgb_path)
-        try:
-            meta = safe_load_pickle(require_file(meta_path))
-        except FileNotFoundError:
-            raise
-        except Exception as exc:
-            raise ValueError(f"corrupt meta pickle {meta_path}: {exc}") from exc
+        meta = safe_load_pickle(require_file(meta_path))  # its errors name the file
         if not isinstance(meta, dict):
             raise ValueError(f"{meta_path}: expected a dict, got {type(meta).__name__}")
-        K = _field(meta, "camMat", (3, 3), meta_path)
+        K = check_intrinsics(_field(meta, "camMat", (3, 3), meta_path), meta_path)
         sample: dict = {"image": image, "K": K, "index": int(index), "name": self.name,
                         "id": self.ids[index]}
         if self.split == "evaluation":
             root = _field(meta, "handJoints3D", (3,), meta_path) @ OPENGL_TO_OPENCV
-            sample["root3d"] = root.astype(np.float32)
+            sample["root3d"] = check_joints(root[None], meta_path, field="handJoints3D")[0]
             u0, v0, u1, v1 = _field(meta, "handBoundingBox", (4,), meta_path)
             side = max(u1 - u0, v1 - v0) * self.box_scale
+            if not side > 0:
+                raise ValueError(f"{meta_path}: handBoundingBox {[u0, v0, u1, v1]} is empty")
             sample["box"] = np.array([(u0 + u1) / 2, (v0 + v1) / 2, side], dtype=np.float32)
             return sample
         joints_ho3d = _field(meta, "handJoints3D", (21, 3), meta_path)
         joints3d = (joints_ho3d[list(HO3D_TO_OPENPOSE)] @ OPENGL_TO_OPENCV).astype(np.float32)
-        sample["joints3d"] = joints3d
+        sample["joints3d"] = check_joints(joints3d, meta_path, field="handJoints3D")
         sample["joints2d"] = project(joints3d, K)
         pose = _field(meta, "handPose", (48,), meta_path)
         beta = _field(meta, "handBeta", (10,), meta_path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +19,26 @@ import torch
 from scipy.spatial.transform import Rotation
 from torch.utils.data import Dataset
 
+from ..files import read_npz, write_npz
 from ..hand import HandModel, load_mano
 from .backgrounds import draw_occluders, random_background
 from .render import project, render_mesh, vertex_normals
 
-__all__ = ["BOX_MARGIN", "CAMERA_DOMAINS", "CameraDomain", "SyntheticHands", "hand_box"]
+__all__ = ["BOX_MARGIN", "CACHE_VERSION", "CAMERA_DOMAINS", "CameraDomain", "SyntheticHands",
+           "hand_box"]
 
 BOX_MARGIN = 1.1  # square box side = this x the larger extent of the projected hand
+#: Stored in every cached sample; bump it when the generator's output changes, so that files
+#: rendered by an older version are recognised as stale and rendered again.
+CACHE_VERSION = 1
+_VERSION_KEY = "cache_version"
+# Cached arrays: dtype and shape, with "H"/"W" the image size and "V" the vertex count.
+_CACHED: dict[str, tuple[str, tuple[int | str, ...]]] = {
+    "image": ("uint8", ("H", "W", 3)), "mask": ("uint8", ("H", "W")),
+    "K": ("float32", (3, 3)), "joints3d": ("float32", (21, 3)), "verts3d": ("float32", ("V", 3)),
+    "joints2d": ("float32", (21, 2)), "box": ("float32", (3,)), "pose": ("float32", (48,)),
+    "shape": ("float32", (10,)),
+}
 
 # Skin albedos (linear-ish RGB in [0, 1]) from light to dark; samples interpolate between them.
 _SKIN = np.array([[0.96, 0.82, 0.72], [0.90, 0.72, 0.58], [0.80, 0.58, 0.42],
@@ -86,7 +99,9 @@ class SyntheticHands(Dataset):
             a palm-to-camera, fingers-up view; the rotation axis is uniform and the angle uniform
             in ``[0, orientation_spread]``. 180 or more draws orientations uniformly over SO(3).
         cache_dir: optional folder; each generated item is stored there as ``.npz`` under a key
-            of all the arguments above (and the hand's template), and read back next time.
+            of all the arguments above (and the hand's template), and read back next time. A
+            cached file that is unreadable, malformed or from another :data:`CACHE_VERSION` is
+            rendered again and replaced (atomically), with one warning per dataset.
 
     Each item is a dict: ``image`` uint8 (H, W, 3) RGB; ``K`` float32 (3, 3); ``joints3d``
     float32 (21, 3) camera space, metres, OpenPose order; ``verts3d`` float32 (778, 3);
@@ -129,6 +144,7 @@ class SyntheticHands(Dataset):
         self._faces = self.hand.faces.numpy()
         self._palm_side, self._nails = self._skin_regions()
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._warned = False
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             h = hashlib.sha1(repr((self.seed, image_size, camera, self.occlusion_prob,
@@ -148,15 +164,45 @@ class SyntheticHands(Dataset):
             return self._generate(index)
         path = self.cache_dir / f"synth_{self._cache_key}_{index:08d}.npz"
         if path.is_file():
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
+            try:
+                cached = read_npz(path, check=self._check_cached)
+            except ValueError as exc:
+                self._warn_rebuild(exc)
+            else:
+                del cached[_VERSION_KEY]
+                return cached
         sample = self._generate(index)
-        # Write to a temporary name first so concurrent workers never read a partial file.
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=self.cache_dir)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **sample)
-        os.replace(tmp, path)
+        # Atomic: concurrent workers never read a partial file.
+        write_npz(path, {**sample, _VERSION_KEY: np.array(CACHE_VERSION)})
         return sample
+
+    def _check_cached(self, arrays: dict[str, np.ndarray]) -> None:
+        """ValueError unless ``arrays`` is a complete sample of this version and dataset."""
+        version = arrays.get(_VERSION_KEY)
+        if version is None or version.shape != () or int(version) != CACHE_VERSION:
+            raise ValueError(f"stale cache file (not of cache version {CACHE_VERSION})")
+        if set(arrays) != {*_CACHED, _VERSION_KEY}:
+            raise ValueError(f"stale cache file (arrays {sorted(arrays)})")
+        image = arrays["image"]
+        if image.ndim != 3:
+            raise ValueError(f"malformed cache file (image of shape {image.shape})")
+        if self.image_size is not None and image.shape[:2] != self.image_size:
+            raise ValueError(f"stale cache file (image size {image.shape[:2]})")
+        dims = {"H": image.shape[0], "W": image.shape[1], "V": self.hand.template.shape[0]}
+        for key, (dtype, shape) in _CACHED.items():
+            arr, want = arrays[key], tuple(dims.get(d, d) for d in shape)
+            if arr.dtype != dtype or arr.shape != want:
+                raise ValueError(f"malformed cache file ({key}: {arr.dtype} {arr.shape}, "
+                                 f"expected {dtype} {want})")
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise ValueError(f"malformed cache file ({key} holds NaN or Inf)")
+
+    def _warn_rebuild(self, exc: ValueError) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"{exc}; rendering it again (further stale or corrupt files in "
+                          f"{self.cache_dir} are replaced without another warning)",
+                          RuntimeWarning, stacklevel=3)
 
     def _generate(self, index: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, index])

@@ -9,17 +9,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import smplx
 import torch
 from smplx.lbs import lbs
 from smplx.utils import Struct
 from torch import nn
 
+from ..files import read_npz
 from .default_hand import default_hand_data
 from .pose_prior import sample_default_pose
 from .safe_pickle import safe_load_pickle
 
-__all__ = ["MANO_TO_OPENPOSE", "TIP_IDS", "HandModel", "load_mano", "load_mano_arrays"]
+__all__ = ["MANO_TO_OPENPOSE", "TIP_IDS", "HandModel", "load_mano", "load_mano_arrays",
+           "validate_mano_arrays"]
 
 # After appending the tips (thumb, index, middle, ring, little) to MANO's 16 joints.
 MANO_TO_OPENPOSE = (0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20)
@@ -28,6 +31,7 @@ TIP_IDS: dict[str, tuple[int, int, int, int, int]] = {
     "ho3d": (744, 333, 444, 555, 672),
     "smplx": (744, 320, 443, 554, 671),
 }
+_NUM_JOINTS = 16  # MANO's articulated joints; MANO_TO_OPENPOSE appends the five tips
 _REQUIRED = ("v_template", "f", "weights", "kintree_table", "J_regressor", "shapedirs",
              "posedirs")
 
@@ -40,14 +44,18 @@ def load_mano_arrays(path: str | os.PathLike) -> dict[str, object]:
             holding the same keys (read with ``allow_pickle=False``).
 
     Returns:
-        dict of numpy arrays (``J_regressor`` may be a scipy sparse matrix).
+        dict of numpy arrays (``J_regressor`` may be a scipy sparse matrix), checked by
+        :func:`validate_mano_arrays`.
+
+    Raises:
+        ValueError: naming the file, when it is missing, unreadable, unsafe or its arrays are
+            malformed (wrong shapes, NaN/Inf, not a kinematic tree).
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"path: MANO model file {str(path)!r} does not exist")
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
+        data = read_npz(path)
     else:
         data = safe_load_pickle(path)
     if not isinstance(data, dict):
@@ -55,7 +63,83 @@ def load_mano_arrays(path: str | os.PathLike) -> dict[str, object]:
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise ValueError(f"path: {str(path)!r} lacks MANO arrays {missing}")
+    validate_mano_arrays(data, str(path))
     return data
+
+
+def _numeric(data: dict, key: str, source: str, sparse_ok: bool = False) -> np.ndarray:
+    """``data[key]`` as a numeric ndarray (a dense copy of a sparse matrix), finite."""
+    value = data[key]
+    if sparse_ok and sp.issparse(value):
+        if not np.isfinite(value.data).all():
+            raise ValueError(f"{source}: {key} holds NaN or Inf")
+        return value
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+        raise ValueError(f"{source}: {key} must be a numeric array, got "
+                         f"{type(value).__name__}{_dtype_note(value)}")
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise ValueError(f"{source}: {key} holds NaN or Inf")
+    return value
+
+
+def _dtype_note(value: object) -> str:
+    return f" of dtype {value.dtype}" if isinstance(value, np.ndarray) else ""
+
+
+def _require_shape(arr: object, key: str, shape: tuple[int | None, ...], source: str) -> None:
+    got = tuple(arr.shape)
+    if len(got) != len(shape) or any(
+            s is not None and g != s for g, s in zip(got, shape, strict=True)):
+        want = ", ".join("*" if s is None else str(s) for s in shape)
+        raise ValueError(f"{source}: {key} has shape {got}, expected ({want})")
+
+
+def validate_mano_arrays(data: dict[str, object], source: str) -> None:
+    """Check MANO-layout arrays before any model is built from them.
+
+    Shapes (V vertices, J = 16 joints): ``v_template`` (V, 3), ``f`` (F, 3) integer vertex
+    ids, ``weights`` (V, J), ``kintree_table`` (2, J) whose first row lists each joint's parent
+    (every joint after the root has an earlier parent, so the joints form one tree),
+    ``J_regressor`` (J, V) dense or sparse, ``shapedirs`` (V, 3, >= 10), ``posedirs``
+    (V, 3, 9 (J - 1)); optional ``hands_components`` (k, 45) and ``hands_mean`` (45,). Every
+    float array must be finite.
+
+    Raises:
+        ValueError: naming ``source`` and the array.
+    """
+    v_template = _numeric(data, "v_template", source)
+    _require_shape(v_template, "v_template", (None, 3), source)
+    num_verts = v_template.shape[0]
+    num_joints = _NUM_JOINTS
+    faces = _numeric(data, "f", source)
+    _require_shape(faces, "f", (None, 3), source)
+    if (faces.dtype.kind == "f" or len(faces) == 0 or faces.min() < 0
+            or faces.max() >= num_verts):
+        raise ValueError(f"{source}: f must hold integer vertex ids in [0, {num_verts})")
+    tree = _numeric(data, "kintree_table", source)
+    _require_shape(tree, "kintree_table", (2, num_joints), source)
+    parents = tree[0].astype(np.int64)
+    for joint in range(1, num_joints):
+        if not 0 <= parents[joint] < joint:
+            raise ValueError(f"{source}: kintree_table is not a kinematic tree: joint {joint} "
+                             f"has parent {parents[joint]} (expected an earlier joint)")
+    _require_shape(_numeric(data, "weights", source), "weights", (num_verts, num_joints), source)
+    _require_shape(_numeric(data, "J_regressor", source, sparse_ok=True), "J_regressor",
+                   (num_joints, num_verts), source)
+    shapedirs = _numeric(data, "shapedirs", source)
+    _require_shape(shapedirs, "shapedirs", (num_verts, 3, None), source)
+    if shapedirs.shape[2] < 10:
+        raise ValueError(f"{source}: shapedirs has {shapedirs.shape[2]} shape directions, "
+                         "expected at least 10")
+    _require_shape(_numeric(data, "posedirs", source), "posedirs",
+                   (num_verts, 3, 9 * (num_joints - 1)), source)
+    if "hands_components" in data:
+        _require_shape(_numeric(data, "hands_components", source), "hands_components",
+                       (None, 45), source)
+    if "hands_mean" in data:
+        mean = _numeric(data, "hands_mean", source)
+        if mean.size != 45:
+            raise ValueError(f"{source}: hands_mean has {mean.size} values, expected 45")
 
 
 def _tip_tuple(tip_ids: str | Sequence[int], num_verts: int) -> tuple[int, ...]:

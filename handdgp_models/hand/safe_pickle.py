@@ -13,7 +13,14 @@ globals from a fixed allow-list only:
 * a handful of harmless builtins (``object``, ``set``, ``frozenset``, ``slice``, ``complex``)
   and ``collections.OrderedDict``.
 
-Every other global raises :class:`pickle.UnpicklingError` naming it.
+Every other global raises :class:`PickleLoadError` (a :class:`pickle.UnpicklingError` and a
+:class:`ValueError`) naming it and the file.
+
+Crafted files cannot stall or exhaust the loader: the conversion step visits each object once
+(memoised by identity, so a file of shared references converts in time linear in its size),
+refuses reference cycles and nesting deeper than :data:`MAX_DEPTH`, and refuses array values
+that would expand to more than :data:`MAX_ELEMENTS` numbers. ``bytearray`` and numpy's array
+reconstruction accept only the arguments that ordinary pickles pass (no size-only allocations).
 """
 
 from __future__ import annotations
@@ -26,7 +33,16 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["safe_load_pickle"]
+__all__ = ["MAX_DEPTH", "MAX_ELEMENTS", "PickleLoadError", "safe_load_pickle"]
+
+#: Deepest nesting of containers and model objects accepted (model files nest < 10 deep).
+MAX_DEPTH = 100
+#: Most numbers a list-valued chumpy array may expand to (MANO's largest array has ~3e5).
+MAX_ELEMENTS = 1 << 24
+
+
+class PickleLoadError(pickle.UnpicklingError, ValueError):
+    """A file that is not a readable, safe model pickle; the message names the file."""
 
 
 class _Inert:
@@ -87,6 +103,35 @@ def _safe_codecs_encode(obj: str, encoding: str = "utf-8", errors: str = "strict
     return obj.encode(encoding, errors)
 
 
+def _safe_bytearray(source: Any = b"", encoding: str | None = None) -> bytearray:
+    # Pickles pass bytes (protocol >= 3) or latin-1 text; an int would allocate that many bytes.
+    if isinstance(source, bytes) and encoding is None:
+        return bytearray(source)
+    if isinstance(source, str) and encoding is not None:
+        return bytearray(_safe_codecs_encode(source, encoding))
+    raise pickle.UnpicklingError("bytearray is only allowed from bytes or latin-1 text")
+
+
+class _NdarrayToken:
+    """What ``numpy.ndarray`` resolves to: usable only as the first argument of ``_reconstruct``."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise pickle.UnpicklingError("numpy.ndarray may only be rebuilt through _reconstruct")
+
+
+def _make_safe_reconstruct(reconstruct: Any) -> Any:
+    def _safe_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+        # numpy pickles an array as _reconstruct(ndarray, (0,), b"b") + __setstate__(data).
+        ok_shape = (isinstance(shape, tuple) and len(shape) <= 1
+                    and all(isinstance(n, int) and 0 <= n <= 1 for n in shape))
+        if subtype is not _NdarrayToken or not ok_shape:
+            raise pickle.UnpicklingError(
+                "numpy _reconstruct is only allowed for a plain ndarray of shape (0,)")
+        return reconstruct(np.ndarray, shape, dtype)
+
+    return _safe_reconstruct
+
+
 def _numpy_core(name: str) -> Any:
     core = getattr(np, "_core", None) or np.core
     mod = getattr(core, name)
@@ -97,12 +142,13 @@ def _build_allowlist() -> dict[tuple[str, str], Any]:
     multiarray = _numpy_core("multiarray")
     numeric = _numpy_core("numeric")
     allowed: dict[tuple[str, str], Any] = {}
+    safe_reconstruct = _make_safe_reconstruct(multiarray._reconstruct)
     for core in ("numpy.core", "numpy._core"):
-        allowed[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        allowed[(f"{core}.multiarray", "_reconstruct")] = safe_reconstruct
         allowed[(f"{core}.multiarray", "scalar")] = multiarray.scalar
         if hasattr(numeric, "_frombuffer"):
             allowed[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer
-    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "ndarray")] = _NdarrayToken
     allowed[("numpy", "dtype")] = np.dtype
     for builtins_mod in ("builtins", "__builtin__"):
         for name, obj in {
@@ -111,7 +157,7 @@ def _build_allowlist() -> dict[tuple[str, str], Any]:
             "frozenset": frozenset,
             "slice": slice,
             "complex": complex,
-            "bytearray": bytearray,
+            "bytearray": _safe_bytearray,
         }.items():
             allowed[(builtins_mod, name)] = obj
     for reg in ("copyreg", "copy_reg"):
@@ -131,6 +177,10 @@ _ALLOWED = _build_allowlist()
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, f: BinaryIO, source: str) -> None:
+        super().__init__(f, encoding="latin1")
+        self.source = source
+
     def find_class(self, module: str, name: str) -> Any:
         key = (module, name)
         if key in _ALLOWED:
@@ -143,55 +193,121 @@ class _RestrictedUnpickler(pickle.Unpickler):
             cls = getattr(npdt, name, None)
             if isinstance(cls, type) and issubclass(cls, np.dtype):
                 return cls
-        raise pickle.UnpicklingError(
-            f"refusing to load global '{module}.{name}': model files may only contain "
-            "arrays, containers and chumpy/scipy.sparse data"
+        raise PickleLoadError(
+            f"{self.source}: refusing to load global '{module}.{name}': model files may only "
+            "contain arrays, containers and chumpy/scipy.sparse data"
         )
 
 
-def _chumpy_to_numpy(obj: _ChumpyStandIn) -> np.ndarray:
-    state = obj._state
-    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
-        state = {**(state[0] or {}), **state[1]}  # (dict, slotstate) form
-    if isinstance(state, dict):
-        for key in ("x", "a"):
-            if key in state:
-                return np.asarray(_convert(state[key]))
-    raise pickle.UnpicklingError(
-        "a chumpy object in the file has no array value (expected state key 'x' or 'a')"
-    )
+class _Converter:
+    """Replaces stand-ins by arrays, visiting every object once (memoised by identity)."""
 
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.done: dict[int, Any] = {}
+        self.active: set[int] = set()
+        self.sizes: dict[int, int] = {}
 
-def _sparse_to_scipy(obj: _SparseStandIn) -> Any:
-    import scipy.sparse as sp
+    def error(self, what: str) -> PickleLoadError:
+        return PickleLoadError(f"{self.source}: {what}")
 
-    state = obj._state
-    if not isinstance(state, dict):
-        raise pickle.UnpicklingError("a scipy.sparse matrix in the file has no state dict")
-    shape = tuple(state.get("_shape", state.get("shape", ())))
-    if len(shape) != 2:
-        raise pickle.UnpicklingError("a scipy.sparse matrix in the file has no 2-D shape")
-    data = np.asarray(state["data"])
-    if obj._format == "coo":
-        row = np.asarray(state.get("row", state.get("coords", [None, None])[0]))
-        col = np.asarray(state.get("col", state.get("coords", [None, None])[1]))
-        return sp.coo_matrix((data, (row, col)), shape=shape)
-    ctor = sp.csc_matrix if obj._format == "csc" else sp.csr_matrix
-    return ctor((data, np.asarray(state["indices"]), np.asarray(state["indptr"])), shape=shape)
+    def convert(self, obj: Any, depth: int = 0) -> Any:
+        if not isinstance(obj, (dict, list, tuple, _Inert)):
+            return obj
+        key = id(obj)
+        if key in self.done:
+            return self.done[key]
+        if key in self.active:
+            raise self.error("the pickle contains a reference cycle (an object inside itself)")
+        if depth > MAX_DEPTH:
+            raise self.error(f"the pickle nests objects deeper than {MAX_DEPTH} levels")
+        self.active.add(key)
+        try:
+            result = self._convert_new(obj, depth + 1)
+        finally:
+            self.active.discard(key)
+        self.done[key] = result
+        return result
 
+    def _convert_new(self, obj: Any, depth: int) -> Any:
+        if isinstance(obj, _ChumpyStandIn):
+            return self._chumpy_to_numpy(obj, depth)
+        if isinstance(obj, _SparseStandIn):
+            return self._sparse_to_scipy(obj)
+        if isinstance(obj, _Inert):
+            raise self.error(f"unexpected stand-in {type(obj).__name__}")
+        if isinstance(obj, dict):
+            out = {}
+            for k, v in obj.items():
+                out[k] = self.convert(v, depth)
+            return out
+        items = [self.convert(v, depth) for v in obj]
+        return items if isinstance(obj, list) else tuple(items)
 
-def _convert(obj: Any) -> Any:
-    if isinstance(obj, _ChumpyStandIn):
-        return _chumpy_to_numpy(obj)
-    if isinstance(obj, _SparseStandIn):
-        return _sparse_to_scipy(obj)
-    if isinstance(obj, dict):
-        return {k: _convert(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_convert(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_convert(v) for v in obj)
-    return obj
+    def _chumpy_to_numpy(self, obj: _ChumpyStandIn, depth: int) -> np.ndarray:
+        state = obj._state
+        if (isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict)
+                and (state[0] is None or isinstance(state[0], dict))):
+            state = {**(state[0] or {}), **state[1]}  # (dict, slotstate) form
+        if isinstance(state, dict):
+            for key in ("x", "a"):
+                if key in state:
+                    value = self.convert(state[key], depth)
+                    if self._expanded_size(value) > MAX_ELEMENTS:
+                        raise self.error(f"a chumpy array in the file would expand to more "
+                                         f"than {MAX_ELEMENTS} numbers")
+                    try:
+                        return np.asarray(value)
+                    except (TypeError, ValueError) as exc:
+                        raise self.error(
+                            f"a chumpy object's value is not an array ({exc})") from exc
+        raise self.error(
+            "a chumpy object in the file has no array value (expected state key 'x' or 'a')"
+        )
+
+    def _expanded_size(self, obj: Any) -> int:
+        """How many leaves ``np.asarray(obj)`` would visit, counting shared parts each time."""
+        if not isinstance(obj, (list, tuple)):
+            return 1
+        key = id(obj)
+        if key not in self.sizes:
+            self.sizes[key] = sum(self._expanded_size(v) for v in obj)
+        return self.sizes[key]
+
+    def _sparse_to_scipy(self, obj: _SparseStandIn) -> Any:
+        import scipy.sparse as sp
+
+        state = obj._state
+        if not isinstance(state, dict):
+            raise self.error("a scipy.sparse matrix in the file has no state dict")
+
+        def array(key: str) -> np.ndarray:
+            value = state.get(key)
+            if not isinstance(value, np.ndarray):
+                raise self.error(f"a scipy.sparse matrix in the file has no array {key!r}")
+            return value
+
+        shape = state.get("_shape", state.get("shape", ()))
+        if (not isinstance(shape, tuple) or len(shape) != 2
+                or not all(isinstance(n, int) and n >= 0 for n in shape)):
+            raise self.error("a scipy.sparse matrix in the file has no 2-D shape")
+        try:
+            if obj._format == "coo":
+                if "coords" in state:
+                    coords = state["coords"]
+                    if not (isinstance(coords, tuple) and len(coords) == 2
+                            and all(isinstance(c, np.ndarray) for c in coords)):
+                        raise self.error("a scipy.sparse COO matrix has malformed 'coords'")
+                    row, col = coords
+                else:
+                    row, col = array("row"), array("col")
+                return sp.coo_matrix((array("data"), (row, col)), shape=shape)
+            ctor = sp.csc_matrix if obj._format == "csc" else sp.csr_matrix
+            return ctor((array("data"), array("indices"), array("indptr")), shape=shape)
+        except (TypeError, ValueError, IndexError) as exc:
+            if isinstance(exc, PickleLoadError):
+                raise
+            raise self.error(f"a scipy.sparse matrix in the file is malformed ({exc})") from exc
 
 
 def safe_load_pickle(path_or_fileobj: str | os.PathLike | BinaryIO | bytes) -> Any:
@@ -203,24 +319,38 @@ def safe_load_pickle(path_or_fileobj: str | os.PathLike | BinaryIO | bytes) -> A
     Returns:
         The unpickled object with chumpy objects replaced by ``numpy.ndarray`` and scipy sparse
         matrices rebuilt as scipy matrices. Python-2 pickles are read with ``latin1`` strings.
+        Shared references stay shared.
 
     Raises:
-        pickle.UnpicklingError: the file references any other global (e.g. ``os.system``).
+        PickleLoadError: naming the file, when it references any other global (e.g.
+            ``os.system``), is truncated or not a pickle, contains a reference cycle, nests
+            deeper than :data:`MAX_DEPTH` or holds malformed model objects.
+        OSError: the path cannot be opened.
         TypeError: ``path_or_fileobj`` is of an unsupported type.
     """
     if isinstance(path_or_fileobj, (bytes, bytearray)):
-        return _load(io.BytesIO(path_or_fileobj))
+        return _load(io.BytesIO(path_or_fileobj), "<pickle bytes>")
     if isinstance(path_or_fileobj, (str, os.PathLike)):
         with open(path_or_fileobj, "rb") as f:
-            return _load(f)
+            return _load(f, os.fspath(path_or_fileobj))
     if hasattr(path_or_fileobj, "read"):
-        return _load(path_or_fileobj)
+        return _load(path_or_fileobj, str(getattr(path_or_fileobj, "name", "<file object>")))
     raise TypeError(
         "path_or_fileobj must be a path, a binary file object or bytes, "
         f"got {type(path_or_fileobj).__name__}"
     )
 
 
-def _load(f: BinaryIO) -> Any:
-    return _convert(_RestrictedUnpickler(f, encoding="latin1").load())
-
+def _load(f: BinaryIO, source: str) -> Any:
+    try:
+        obj = _RestrictedUnpickler(f, source).load()
+    except PickleLoadError:
+        raise
+    except RecursionError as exc:
+        raise PickleLoadError(f"{source}: the pickle nests objects too deeply") from exc
+    except MemoryError as exc:
+        raise PickleLoadError(f"{source}: the pickle asks for more memory than exists") from exc
+    except Exception as exc:  # truncated or garbage data surfaces as many exception types
+        raise PickleLoadError(f"{source}: not a readable pickle "
+                              f"({type(exc).__name__}: {exc})") from exc
+    return _Converter(source).convert(obj)
