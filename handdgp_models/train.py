@@ -117,6 +117,20 @@ def _forward_losses(model, batch: dict, cfg: RunConfig, stage: int,
     return {"terms": terms, "invalid": invalid}
 
 
+def _optimizer_step(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor,
+                    grad_clip: float) -> bool:
+    """Back-propagate and step; False (nothing applied) for a non-finite loss or gradient."""
+    opt.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        return False
+    loss.backward()
+    if not all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None):
+        return False
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return True
+
+
 def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = True,
           progress: bool = True, max_steps: int | None = None) -> dict:
     """Train ``cfg`` into ``out_dir`` (``checkpoint.pt``, ``log.jsonl``); resumes if possible.
@@ -221,17 +235,7 @@ def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = True,
                     res = _forward_losses(net, batch, cfg, stage, faces)
                     loss = total_loss(res["terms"], cfg.loss)
                     invalid += res["invalid"]
-                    opt.zero_grad(set_to_none=True)
-                    if torch.isfinite(loss):
-                        loss.backward()
-                        grads_ok = all(torch.isfinite(p.grad).all() for p in model.parameters()
-                                       if p.grad is not None)
-                        if grads_ok:
-                            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                            opt.step()
-                        else:
-                            skipped += 1
-                    else:
+                    if not _optimizer_step(model, opt, loss, tc.grad_clip):
                         skipped += 1
                     sched.step()
                     step += 1
