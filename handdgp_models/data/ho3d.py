@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..hand import HandModel, load_mano, safe_load_pickle
+from ..hand import NUM_KEYPOINTS, HandModel, load_mano, safe_load_pickle
 from ._io import box_from_points, project, read_rgb, require_file
 
 __all__ = ["HO3D", "HO3D_TO_OPENPOSE", "OPENPOSE_TO_HO3D", "OPENGL_TO_OPENCV"]
@@ -127,7 +127,7 @@ class HO3D(Dataset):
             side = max(u1 - u0, v1 - v0) * self.box_scale
             sample["box"] = np.array([(u0 + u1) / 2, (v0 + v1) / 2, side], dtype=np.float32)
             return sample
-        joints_ho3d = _field(meta, "handJoints3D", (21, 3), meta_path)
+        joints_ho3d = _field(meta, "handJoints3D", (NUM_KEYPOINTS, 3), meta_path)
         joints3d = (joints_ho3d[list(HO3D_TO_OPENPOSE)] @ OPENGL_TO_OPENCV).astype(np.float32)
         sample["joints3d"] = joints3d
         sample["joints2d"] = project(joints3d, K)

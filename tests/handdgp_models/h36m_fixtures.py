@@ -61,10 +61,11 @@ def write_h36m_regressor(path: str | Path, body=None) -> Path:
 
 
 def _camera(rng: np.random.Generator, angle: float) -> dict:
-    """A camera 4 m from the world origin at ``angle`` about the vertical (world z up), looking
-    at the body; H36M's layout: ``X_cam = R X_world + t`` with ``t`` in millimetres."""
-    eye = np.array([4.0 * np.sin(angle), -4.0 * np.cos(angle), 1.0])
-    forward = -eye / np.linalg.norm(eye)
+    """A camera 4 m from the body at ``angle`` about the vertical (world z up), looking at its
+    pelvis; H36M's layout: ``X_cam = R X_world + t`` with ``t`` in millimetres."""
+    eye = np.array([4.0 * np.sin(angle), -4.0 * np.cos(angle), 1.2])
+    forward = np.array([0.0, 0.0, 0.9]) - eye
+    forward /= np.linalg.norm(forward)
     right = np.cross(forward, [0.0, 0.0, 1.0])
     right /= np.linalg.norm(right)
     down = np.cross(forward, right)
