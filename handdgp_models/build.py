@@ -1,5 +1,5 @@
-"""Turn a run config into objects: the hand model, data sources, input pipelines, the network
-and a model from a checkpoint.
+"""Turn a run config into objects: the template model (a hand, or a body for a config with a
+``body`` section), data sources, input pipelines, the network and a model from a checkpoint.
 
 train, evaluate, predict, the CLI and the benchmarks all build through this module, so a
 setting means the same thing everywhere.
@@ -14,26 +14,34 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from .body import BODY_BONES, SMPL_HINT, BodyModel, load_joint_regressor, load_smpl
+from .body import ROOT_INDEX as BODY_ROOT_INDEX
 from .checkpoint import load_checkpoint
 from .config import RunConfig, SourceConfig, config_from_dict
 from .data import CAMERA_DOMAINS, FreiHAND, HandInputPipeline, SyntheticHands
+from .data.h36m import Human36M
 from .data.ho3d import HO3D
 from .data.mix import MixedDataset
+from .hand import ROOT_INDEX as HAND_ROOT_INDEX
 from .hand import HandModel, load_mano
 from .model import HandDGP, build_model
 
-__all__ = ["DEFAULT_SPLITS", "build_hand", "build_network", "build_pipeline",
-           "build_source", "build_test_data", "build_train_data", "hand_fingerprint",
-           "model_from_checkpoint", "needs_mano", "resolve_device",
+__all__ = ["DEFAULT_SPLITS", "build_body", "build_eval_regressor", "build_hand",
+           "build_network", "build_pipeline", "build_source", "build_template",
+           "build_test_data", "build_train_data", "hand_fingerprint", "model_from_checkpoint",
+           "needs_mano", "resolve_device", "template_bones", "template_root_index",
            "warn_without_pretraining"]
 
 #: Default split of each real dataset for the training and the test role.
 DEFAULT_SPLITS = {"freihand": {"train": "training", "test": "evaluation"},
-                  "ho3d": {"train": "train", "test": "evaluation"}}
-_DATASET_NAMES = {"freihand": "FreiHAND", "ho3d": "HO3D-v2"}
+                  "ho3d": {"train": "train", "test": "evaluation"},
+                  "h36m": {"train": "train", "test": "test"}}
+_DATASET_NAMES = {"freihand": "FreiHAND", "ho3d": "HO3D-v2", "h36m": "Human3.6M"}
+_BODY_DATASETS = ("h36m",)
 MANO_HINT = ("pass --mano MANO_RIGHT.pkl (the right-hand model of the MANO release, "
              "mano.is.tue.mpg.de, after registering; the .pkl or an .npz of its arrays)")
 
@@ -57,7 +65,8 @@ def _sources(cfg: RunConfig, roles: tuple[str, ...]) -> list[SourceConfig]:
 
 
 def needs_mano(cfg: RunConfig, roles: tuple[str, ...] = ("train", "test")) -> list[str]:
-    """Names of the real datasets among the sources of ``roles`` (they need MANO's mesh)."""
+    """Names of the real datasets among the sources of ``roles`` (they need the real template
+    mesh: MANO's, or SMPL's for Human3.6M)."""
     return sorted({_DATASET_NAMES[s.dataset] for s in _sources(cfg, roles)
                    if s.dataset != "synthetic"})
 
@@ -86,8 +95,72 @@ def build_hand(cfg: RunConfig, roles: tuple[str, ...] = ("train",)) -> HandModel
     return load_mano(cfg.hand.mano, tip_ids=_tip_ids(cfg))
 
 
-def hand_fingerprint(hand: HandModel) -> str:
-    """A short hash of the hand mesh (template and faces) a network is tied to."""
+def _check_sources(cfg: RunConfig, roles: tuple[str, ...]) -> None:
+    """Body datasets need a ``body`` section; hand datasets a config without one."""
+    keys = ([f"data.train.{k}" for k in range(len(cfg.data.train))] if "train" in roles else [])
+    keys += ["data.test"] if "test" in roles else []
+    for key, src in zip(keys, _sources(cfg, roles), strict=True):
+        if cfg.body is None and src.dataset in _BODY_DATASETS:
+            raise ValueError(f"{key}.dataset: {_DATASET_NAMES[src.dataset]} shows bodies and "
+                             "needs the body model: use --config h36m (a config with a body "
+                             f"section) and {SMPL_HINT}")
+        if cfg.body is not None and src.dataset not in _BODY_DATASETS:
+            raise ValueError(f"{key}.dataset: {src.dataset!r} shows hands, but the config has "
+                             "a body section (the full-body variant); use a hand config")
+
+
+def build_body(cfg: RunConfig, roles: tuple[str, ...] = ("train",)) -> BodyModel:
+    """The body model of ``cfg`` (``body.smpl`` or the embedded body).
+
+    Raises:
+        ValueError: Human3.6M among the sources of ``roles`` and no SMPL file, or an SMPL
+            path that does not exist, naming ``body.smpl`` / ``--smpl``.
+    """
+    if cfg.body is None:
+        raise ValueError("body: the config has no body section (use --config h36m)")
+    if cfg.body.smpl is None:
+        real = needs_mano(cfg, roles)
+        if real:
+            raise ValueError(f"body.smpl: {' and '.join(real)} need the SMPL body mesh (the "
+                             f"fits are SMPL parameters); {SMPL_HINT}")
+        return load_smpl(None)
+    if not Path(cfg.body.smpl).is_file():
+        raise ValueError(f"body.smpl (--smpl): no file {cfg.body.smpl}; {SMPL_HINT}")
+    return load_smpl(cfg.body.smpl)
+
+
+def build_template(cfg: RunConfig,
+                   roles: tuple[str, ...] = ("train",)) -> HandModel | BodyModel:
+    """The template model of ``cfg``: the body with a ``body`` section, else the hand.
+
+    Raises:
+        ValueError: a source the template cannot show (a hand dataset in a body config or
+            the reverse), or a missing model file, naming the key.
+    """
+    _check_sources(cfg, roles)
+    return build_body(cfg, roles) if cfg.body is not None else build_hand(cfg, roles)
+
+
+def template_root_index(cfg: RunConfig) -> int:
+    """The root keypoint of ``cfg``'s template: the body's pelvis or the hand's wrist."""
+    return BODY_ROOT_INDEX if cfg.body is not None else HAND_ROOT_INDEX
+
+
+def template_bones(cfg: RunConfig) -> tuple[tuple[int, int], ...] | None:
+    """The skeleton drawn over ``cfg``'s keypoints (None: the hand's)."""
+    return BODY_BONES if cfg.body is not None else None
+
+
+def build_eval_regressor(cfg: RunConfig, template) -> np.ndarray | None:
+    """``body.h36m_regressor`` as a (17, V) array for ``template``'s mesh, or None."""
+    if cfg.body is None or cfg.body.h36m_regressor is None:
+        return None
+    return load_joint_regressor(cfg.body.h36m_regressor, int(template.template.shape[0]))
+
+
+def hand_fingerprint(hand: HandModel | BodyModel) -> str:
+    """A short hash of the template mesh (vertices and faces, a hand's or a body's) a network
+    is tied to."""
     h = hashlib.sha1(hand.template.double().numpy().astype("float32").tobytes())
     h.update(hand.faces.numpy().astype("int64").tobytes())
     return h.hexdigest()[:16]
@@ -103,14 +176,15 @@ def _synthetic_camera(src: SourceConfig, key: str):
     return dataclasses.replace(domain, depth=(float(src.depth[0]), float(src.depth[1])))
 
 
-def build_source(src: SourceConfig, role: str, hand: HandModel, cache_dir: Path,
+def build_source(src: SourceConfig, role: str, hand: HandModel | BodyModel, cache_dir: Path,
                  key: str) -> Dataset:
     """One dataset of the project's sample contract.
 
     Args:
         src: the source's settings; role: ``"train"`` or ``"test"`` (picks the default
-            split); hand: the hand model (synthetic rendering, HO3D vertices); cache_dir:
-            where rendered synthetic images are kept; key: the source's config key, for errors.
+            split); hand: the template model (synthetic rendering, HO3D vertices; the body for
+            Human3.6M's SMPL fits); cache_dir: where rendered synthetic images are kept; key:
+            the source's config key, for errors.
     """
     if src.dataset == "synthetic":
         if src.samples is None:
@@ -125,6 +199,8 @@ def build_source(src: SourceConfig, role: str, hand: HandModel, cache_dir: Path,
     split = src.split or DEFAULT_SPLITS[src.dataset][role]
     if src.dataset == "freihand":
         ds: Dataset = FreiHAND(src.root, split, src.versions)
+    elif src.dataset == "h36m":
+        ds = Human36M(src.root, split, body=hand)
     else:
         ds = HO3D(src.root, split, mano=hand)
     if src.samples is not None and src.samples < len(ds):
@@ -173,12 +249,13 @@ def build_test_data(cfg: RunConfig, out_dir: str | os.PathLike, hand: HandModel,
 def build_pipeline(cfg: RunConfig, train: bool) -> HandInputPipeline:
     """The input pipeline: ``cfg.input`` at the network's input size and canonical focal."""
     pc = dataclasses.replace(cfg.input, out_size=cfg.model.input_size, focal=cfg.model.focal,
-                             train=train, two_views=cfg.input.two_views and train)
+                             train=train, two_views=cfg.input.two_views and train,
+                             root_index=template_root_index(cfg))
     return HandInputPipeline(pc)
 
 
-def build_network(cfg: RunConfig, hand: HandModel) -> HandDGP:
-    """The network of ``cfg.model`` on ``hand``'s mesh (ImageNet weights if configured)."""
+def build_network(cfg: RunConfig, hand: HandModel | BodyModel) -> HandDGP:
+    """The network of ``cfg.model`` on the template's mesh (ImageNet weights if configured)."""
     weights = cfg.model.backbone_weights
     if weights is not None and not Path(weights).is_file():
         raise ValueError(f"model.backbone_weights: no file {weights} (a torchvision "
@@ -197,13 +274,14 @@ def warn_without_pretraining(cfg: RunConfig) -> None:
 
 
 def model_from_checkpoint(path: str | os.PathLike, *, mano: str | None = None,
-                          device: torch.device | str = "cpu",
+                          smpl: str | None = None, device: torch.device | str = "cpu",
                           hierarchy_cache: str | None = None) -> tuple[HandDGP, RunConfig]:
     """Rebuild the network of a training checkpoint and load its weights.
 
     Args:
         path: ``RUN/checkpoint.pt``.
         mano: the MANO file on this machine (default: the path stored in the checkpoint).
+        smpl: the SMPL file of a body checkpoint (default: the stored path).
         device: where the model goes.
         hierarchy_cache: mesh-hierarchy cache folder (default: the checkpoint's setting).
 
@@ -211,19 +289,27 @@ def model_from_checkpoint(path: str | os.PathLike, *, mano: str | None = None,
         ``(model in eval mode, its run config)``.
 
     Raises:
-        ValueError: not a checkpoint of this project, a missing MANO file, or a MANO mesh
+        ValueError: not a checkpoint of this project, a missing MANO/SMPL file, or a mesh
             other than the one the checkpoint was trained with.
     """
     state = load_checkpoint(path)  # checks that it is a checkpoint with weights and a config
     cfg = config_from_dict(json.loads(state["config"]), f"checkpoint {path}")
     if mano is not None:
         cfg.hand.mano = str(mano)
+    if smpl is not None:
+        if cfg.body is None:
+            raise ValueError(f"--smpl: {path} is a hand checkpoint (no body section)")
+        cfg.body.smpl = str(smpl)
     if hierarchy_cache is not None:
         cfg.train.hierarchy_cache = str(hierarchy_cache)
     cfg.model.backbone_weights = None  # the checkpoint holds the trained backbone
-    hand = build_hand(cfg)
+    hand = build_template(cfg)
     stored = state.get("hand")
     if stored is not None and stored != hand_fingerprint(hand):
+        if cfg.body is not None:
+            raise ValueError(f"{path}: trained on another body mesh than "
+                             f"{cfg.body.smpl or 'the embedded default body'}; pass the SMPL "
+                             "file it was trained with (--smpl)")
         raise ValueError(f"{path}: trained on another hand mesh than "
                          f"{cfg.hand.mano or 'the embedded default hand'}; pass the MANO file "
                          "it was trained with (--mano)")

@@ -27,18 +27,41 @@ def _add_config_args(p: argparse.ArgumentParser, default: str) -> None:
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", metavar="ROOT",
-                   help="dataset directory of the FreiHAND / HO3D-v2 sources")
+                   help="dataset directory of the FreiHAND / HO3D-v2 / Human3.6M sources")
     p.add_argument("--mano", metavar="PATH",
                    help="MANO_RIGHT.pkl (or .npz) for real datasets (default: embedded hand)")
+    _add_body_args(p)
+
+
+def _add_body_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--smpl", metavar="PATH",
+                   help="SMPL_NEUTRAL.pkl (or .npz) for Human3.6M (body configs)")
+    p.add_argument("--h36m-regressor", metavar="PATH",
+                   help="J_regressor_h36m_correct.npy: also score the 17 Human3.6M joints")
+
+
+def _with_body_args(cfg, args: argparse.Namespace):
+    """``--smpl`` / ``--h36m-regressor`` fill the body section (body configs only)."""
+    for flag, key in (("smpl", "smpl"), ("h36m_regressor", "h36m_regressor")):
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        if cfg.body is None:
+            raise ValueError(f"--{flag.replace('_', '-')}: the config has no body section "
+                             "(use --config h36m for the full-body variant)")
+        setattr(cfg.body, key, value)
+    return cfg
 
 
 def _with_data_args(cfg, args: argparse.Namespace):
-    """``--data-root`` fills the root of every real source; ``--mano`` the hand model."""
+    """``--data-root`` fills the root of every real source; ``--mano`` the hand model;
+    ``--smpl`` / ``--h36m-regressor`` the body."""
     for src in [*cfg.data.train, cfg.data.test]:
         if args.data_root is not None and src.dataset != "synthetic":
             src.root = args.data_root
     if args.mano is not None:
         cfg.hand.mano = args.mano
+    _with_body_args(cfg, args)
     if getattr(args, "backbone_weights", None) is not None:
         cfg.model.backbone_weights = args.backbone_weights
     return cfg
@@ -106,7 +129,7 @@ def _print_eval(result: dict, out: Path) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .build import (
-        build_hand,
+        build_template,
         build_test_data,
         build_train_data,
         model_from_checkpoint,
@@ -121,9 +144,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--checkpoint: no file {ckpt}")
     device = resolve_device(args.device)
     with restoring_from(ckpt):
-        model, cfg = model_from_checkpoint(ckpt, mano=args.mano, device=device)
+        model, cfg = model_from_checkpoint(ckpt, mano=args.mano, smpl=args.smpl, device=device)
     cfg = _with_data_args(_test_source(apply_overrides(cfg, args.set), args), args)
-    hand = build_hand(cfg, ("test",))
+    hand = build_template(cfg, ("test",))
     test_ds = build_test_data(cfg, ckpt.parent, hand, progress=not args.quiet)
     train_ds = None
     if all(s.dataset == "synthetic" for s in [*cfg.data.train, cfg.data.test]):
@@ -138,7 +161,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def run_main(out: str | os.PathLike, config: str = "small", overrides: list[str] | None = None,
              progress: bool = True) -> dict:
     """Train, evaluate on the test cameras and write ``report.md`` into ``out``."""
-    from .build import build_hand, build_test_data, build_train_data, model_from_checkpoint
+    from .build import build_template, build_test_data, build_train_data, model_from_checkpoint
     from .config import load_config
     from .evaluate import evaluate
     from .report import write_report
@@ -148,7 +171,7 @@ def run_main(out: str | os.PathLike, config: str = "small", overrides: list[str]
     cfg = load_config(config, overrides)
     summary = train(cfg, out, progress=progress)
     model, _ = model_from_checkpoint(out / "checkpoint.pt")
-    hand = build_hand(cfg)
+    hand = build_template(cfg)
     train_ds = build_train_data(cfg, out, hand)
     test_ds = build_test_data(cfg, out, hand)
     result = evaluate(model, cfg, test_ds, out, train_ds=train_ds, progress=progress)
@@ -199,7 +222,7 @@ def predict_image(model, cfg, image: np.ndarray, K: np.ndarray, box: np.ndarray)
 def _cmd_predict(args: argparse.Namespace) -> int:
     import cv2
 
-    from .build import model_from_checkpoint
+    from .build import model_from_checkpoint, template_bones
     from .checkpoint import restoring_from
     from .evaluate import render_overlay
     from .files import write_json
@@ -210,7 +233,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     K = _parse_intrinsics(args.intrinsics, h, w)
     box = _parse_box(args.box, h, w)
     with restoring_from(args.checkpoint):
-        model, cfg = model_from_checkpoint(args.checkpoint, mano=args.mano)
+        model, cfg = model_from_checkpoint(args.checkpoint, mano=args.mano, smpl=args.smpl)
     pred = predict_image(model, cfg, image, K, box)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -219,7 +242,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         "translation": pred["translation"].tolist(), "weights": pred["weights"].tolist(),
         "valid": pred["valid"], "K": K.tolist(), "box": box.tolist(), "units": "metres"})
     over = render_overlay({"image": image, "K": K}, pred["verts"], pred["joints"],
-                          model.faces.numpy())
+                          model.faces.numpy(), bones=template_bones(cfg))
     cv2.imwrite(str(out / "overlay.png"), over[..., ::-1])
     print(f"wrote {out / 'prediction.json'} and {out / 'overlay.png'}")
     return 0
@@ -243,9 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "truth")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--dataset", choices=("freihand", "ho3d", "synthetic"),
+    p.add_argument("--dataset", choices=("freihand", "ho3d", "h36m", "synthetic"),
                    help="test set (default: the checkpoint's data.test)")
-    p.add_argument("--split", help="dataset split (default: FreiHAND/HO3D-v2 evaluation)")
+    p.add_argument("--split", help="dataset split (default: FreiHAND/HO3D-v2 evaluation, "
+                                   "Human3.6M test)")
     _add_data_args(p)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -257,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intrinsics", help="JSON: a 3x3 K, {'K': ...} or fx, fy, cx, cy")
     p.add_argument("--box", help="cu,cv,side in pixels (default: centred box)")
     p.add_argument("--mano", metavar="PATH", help="the MANO file the model was trained with")
+    p.add_argument("--smpl", metavar="PATH", help="the SMPL file a body model was trained with")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_predict)
     p = sub.add_parser("main", help="train the reference model, evaluate, write report.md")

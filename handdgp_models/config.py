@@ -5,6 +5,8 @@ declared once, in that class:
 
 - ``model``: :class:`~handdgp_models.model.NetworkConfig` (network, canonical camera);
 - ``hand``: :class:`HandConfig` (embedded hand or a MANO file);
+- ``body``: :class:`BodyConfig` or null: present, the run is the full-body variant (SMPL,
+  Human3.6M) instead of the hand;
 - ``input``: :class:`~handdgp_models.data.PipelineConfig` (rectification and augmentation;
   its ``out_size``/``focal``/``train`` come from ``model`` and the role, not from the file);
 - ``data``: :class:`DataConfig` (training sources with sampling weights, the test source);
@@ -35,12 +37,12 @@ from .data.pipeline import PipelineConfig
 from .losses import LossWeights
 from .model.network import NetworkConfig
 
-__all__ = ["DATASETS", "NAMED_CONFIGS", "DataConfig", "EvalConfig", "HandConfig", "RunConfig",
-           "SourceConfig", "TrainConfig", "apply_overrides", "config_from_dict", "load_config",
-           "to_dict"]
+__all__ = ["DATASETS", "NAMED_CONFIGS", "BodyConfig", "DataConfig", "EvalConfig", "HandConfig",
+           "RunConfig", "SourceConfig", "TrainConfig", "apply_overrides", "config_from_dict",
+           "load_config", "to_dict"]
 
-#: Data sources a config can name.
-DATASETS = ("synthetic", "freihand", "ho3d")
+#: Data sources a config can name (``h36m`` needs a ``body`` section, the others show hands).
+DATASETS = ("synthetic", "freihand", "ho3d", "h36m")
 _DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -49,11 +51,12 @@ class SourceConfig:
     """One data source.
 
     Attributes:
-        dataset: ``"synthetic"``, ``"freihand"`` or ``"ho3d"``.
+        dataset: ``"synthetic"``, ``"freihand"``, ``"ho3d"`` or ``"h36m"``.
         weight: relative sampling weight of this source in a training mix.
-        root: dataset directory (``freihand``/``ho3d``; ``--data-root`` sets it).
+        root: dataset directory (real datasets; ``--data-root`` sets it).
         split: the dataset's split; None picks the role's default (FreiHAND
-            ``training``/``evaluation``, HO3D-v2 ``train``/``evaluation``).
+            ``training``/``evaluation``, HO3D-v2 ``train``/``evaluation``, Human3.6M
+            ``train``/``test``).
         versions: FreiHAND training image versions (``gs``, ``hom``, ``sample``, ``auto``).
         samples: synthetic: number of rendered images; real data: use only the first
             ``samples`` items (None: all).
@@ -137,6 +140,21 @@ class HandConfig:
 
 
 @dataclass
+class BodyConfig:
+    """The body model of the full-body variant (a run with this section trains on bodies).
+
+    Attributes:
+        smpl: path of ``SMPL_NEUTRAL.pkl`` (or the ``.npz`` layout); None for the embedded
+            default body (synthetic smoke runs only: Human3.6M needs the real SMPL mesh).
+        h36m_regressor: path of ``J_regressor_h36m_correct.npy`` (Human3.6M's 17 joints from
+            SMPL's vertices); with it, evaluation also scores the 17 H36M joints.
+    """
+
+    smpl: str | None = None
+    h36m_regressor: str | None = None
+
+
+@dataclass
 class TrainConfig:
     """Optimisation and checkpointing.
 
@@ -199,6 +217,7 @@ class RunConfig:
 
     model: NetworkConfig = field(default_factory=NetworkConfig)
     hand: HandConfig = field(default_factory=HandConfig)
+    body: BodyConfig | None = None
     input: PipelineConfig = field(default_factory=PipelineConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -398,17 +417,22 @@ def _perspective(cfg: dict) -> dict:
     return _deep_merge(cfg, {"input": {"mode": "perspective"}})
 
 
+# The body variant (supplement 7.2): SMPL instead of MANO, 29 keypoints, f_c = 400, the crop
+# and its augmentation centred on the annotated body box; everything else as for hands.
+_H36M: dict = _deep_merge(_real("h36m", 400.0), {"body": {}})
+
 #: Named configs (partial trees over the defaults). ``*-perspective`` variants replace the
 #: paper's affine map by the project's perspective (virtual-rotation) rectification.
 NAMED_CONFIGS: dict[str, dict] = {
     "paper": _PAPER,
     "freihand": _real("freihand", 1000.0),
     "ho3d": _real("ho3d", 500.0),
+    "h36m": _H36M,
     "small": _SMALL,
     "tiny": _TINY,
 }
 NAMED_CONFIGS.update({f"{k}-perspective": _perspective(NAMED_CONFIGS[k])
-                      for k in ("paper", "freihand", "ho3d")})
+                      for k in ("paper", "freihand", "ho3d", "h36m")})
 
 
 # ----------------------------------------------------------------------------- public API

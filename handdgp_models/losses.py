@@ -70,8 +70,12 @@ def edge_length_loss(pred: torch.Tensor, gt: torch.Tensor, faces: torch.Tensor) 
 
 
 def relative_losses(out: dict, batch: dict, faces: torch.Tensor, size: int) -> dict:
-    """Root-relative vertex L1, 2D keypoint L1, normal and edge terms (unweighted)."""
-    gt_rel = (batch["verts3d"] - batch["joints3d"][:, :1]) / UNIT
+    """Root-relative vertex L1, 2D keypoint L1, normal and edge terms (unweighted).
+
+    The ground truth is relative to ``batch["root"]`` (the template's root keypoint, from the
+    input pipeline), the prediction to the network's root keypoint.
+    """
+    gt_rel = (batch["verts3d"] - batch["root"][:, None]) / UNIT
     pred_rel = out["verts_rel"] / UNIT
     return {
         "verts": (pred_rel - gt_rel).abs().mean(),

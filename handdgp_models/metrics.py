@@ -1,4 +1,4 @@
-"""FreiHAND-protocol evaluation metrics for 3D hand joints and mesh vertices.
+"""FreiHAND-protocol evaluation metrics for 3D keypoints and mesh vertices (hands or bodies).
 
 All public inputs are in metres; reported errors are in millimetres. Conventions follow the
 FreiHAND evaluation: PCK counts errors ``<=`` a threshold, the AUC is the trapezoidal integral of
@@ -15,7 +15,7 @@ import torch
 from scipy.spatial import cKDTree
 
 DEFAULT_THRESHOLDS_MM = np.linspace(0.0, 50.0, 100)
-ROOT_JOINT = 0
+ROOT_JOINT = 0  # the default root keypoint (the hand's wrist, the body's pelvis)
 
 
 def _as_points(name: str, value: Any, count: int | None = None) -> np.ndarray:
@@ -145,22 +145,26 @@ def _mean_dist_mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def compute_metrics(
-    pred_joints: Any, gt_joints: Any, pred_verts: Any = None, gt_verts: Any = None
+    pred_joints: Any, gt_joints: Any, pred_verts: Any = None, gt_verts: Any = None,
+    root: int = ROOT_JOINT,
 ) -> dict[str, float]:
-    """FreiHAND-protocol metrics for a batch.
+    """FreiHAND-protocol metrics for a batch, over any keypoint set.
 
     Args:
-        pred_joints, gt_joints: ``(B, 21, 3)`` joints in metres (root = joint 0).
+        pred_joints, gt_joints: ``(B, N, 3)`` keypoints in metres (a hand's 21, a body's 29).
         pred_verts, gt_verts: optional ``(B, V, 3)`` mesh vertices in metres; give both or neither.
+        root: the root keypoint of the root-relative errors.
 
     Returns:
         ``cs_mje, pa_mje, rr_mje`` (mm), ``auc_cs_joints`` and, with vertices, ``cs_mve, pa_mve,
         rr_mve`` (mm), ``auc_cs_verts``, ``f5, f15, pa_f5, pa_f15``. ``cs`` = camera space, ``pa`` =
-        after per-sample similarity Procrustes, ``rr`` = after subtracting each set's joint 0.
+        after per-sample similarity Procrustes, ``rr`` = after subtracting each set's root.
     """
-    pj = _as_points("pred_joints", pred_joints, 21)
-    gj = _as_points("gt_joints", gt_joints, 21)
+    pj = _as_points("pred_joints", pred_joints)
+    gj = _as_points("gt_joints", gt_joints)
     _check_pair("pred_joints", pj, "gt_joints", gj)
+    if not 0 <= root < pj.shape[1]:
+        raise ValueError(f"root: expected a keypoint in [0, {pj.shape[1]}), got {root}")
     if (pred_verts is None) != (gt_verts is None):
         raise ValueError("pred_verts and gt_verts must both be given or both be None")
 
@@ -169,9 +173,7 @@ def compute_metrics(
         "cs_mje": float(err_cs.mean()),
         "pa_mje": float(_mean_dist_mm(procrustes_align(pj, gj), gj).mean()),
         "rr_mje": float(
-            _mean_dist_mm(
-                pj - pj[:, ROOT_JOINT : ROOT_JOINT + 1], gj - gj[:, ROOT_JOINT : ROOT_JOINT + 1]
-            ).mean()
+            _mean_dist_mm(pj - pj[:, root : root + 1], gj - gj[:, root : root + 1]).mean()
         ),
         "auc_cs_joints": auc(*pck_curve(err_cs)),
     }
@@ -191,9 +193,7 @@ def compute_metrics(
         cs_mve=float(err_v.mean()),
         pa_mve=float(_mean_dist_mm(pv_pa, gv).mean()),
         rr_mve=float(
-            _mean_dist_mm(
-                pv - pj[:, ROOT_JOINT : ROOT_JOINT + 1], gv - gj[:, ROOT_JOINT : ROOT_JOINT + 1]
-            ).mean()
+            _mean_dist_mm(pv - pj[:, root : root + 1], gv - gj[:, root : root + 1]).mean()
         ),
         auc_cs_verts=auc(*pck_curve(err_v)),
         f5=fscore(pv, gv, 0.005),

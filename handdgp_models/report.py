@@ -9,14 +9,20 @@ __all__ = ["ROWS", "metrics_table", "write_report"]
 
 ROWS = [("cs_mje", "CS-MJE (mm)"), ("cs_mve", "CS-MVE (mm)"), ("pa_mje", "PA-MJE (mm)"),
         ("pa_mve", "PA-MVE (mm)"), ("rr_mje", "RR-MJE (mm)"), ("auc_cs_joints", "AUC CS joints"),
-        ("auc_cs_verts", "AUC CS verts"), ("f5", "F@5 mm"), ("f15", "F@15 mm")]
+        ("auc_cs_verts", "AUC CS verts"), ("f5", "F@5 mm"), ("f15", "F@15 mm"),
+        ("h36m_cs_mje", "CS-MJE H36M 17 joints (mm)"),
+        ("h36m_pa_mje", "PA-MJE H36M 17 joints (mm)"),
+        ("h36m_rr_mje", "RR-MJE H36M 17 joints (mm)")]
 
 
 def metrics_table(columns: dict[str, dict]) -> str:
-    """A markdown table, one row per metric, one column per ``{name: metrics}``."""
+    """A markdown table, one row per metric that some column has, one column per
+    ``{name: metrics}``."""
     names = list(columns)
     lines = ["| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for key, label in ROWS:
+        if all(columns[n].get(key) is None for n in names):
+            continue
         cells = []
         for n in names:
             v = columns[n].get(key)

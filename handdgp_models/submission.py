@@ -1,4 +1,5 @@
-"""Writers for benchmark submission files (FreiHAND and HO3D-v2 ``pred.json``) and PCK plots."""
+"""Writers for benchmark submission files (FreiHAND and HO3D-v2 ``pred.json``), the generic
+prediction file of other test sets, and PCK plots."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 
 from handdgp_models.files import write_json
+from handdgp_models.hand import NUM_KEYPOINTS, NUM_VERTS
 from handdgp_models.metrics import _as_points
 
 # Index i of the HO3D joint order takes OpenPose/FreiHAND joint OPENPOSE_TO_HO3D[i].
@@ -40,9 +42,20 @@ def write_freihand_pred(path: str | os.PathLike, xyz_list: Any, verts_list: Any)
         xyz_list: ``(B, 21, 3)`` joints, OpenPose order, OpenCV camera, metres.
         verts_list: ``(B, 778, 3)`` MANO vertices, metres.
     """
-    joints = _to_array("xyz_list", xyz_list, 21)
-    verts = _to_array("verts_list", verts_list, 778)
+    joints = _to_array("xyz_list", xyz_list, NUM_KEYPOINTS)
+    verts = _to_array("verts_list", verts_list, NUM_VERTS)
     _write(path, joints, verts)
+
+
+def write_mesh_pred(path: str | os.PathLike, joints: Any, verts: Any) -> None:
+    """Write ``[joints_list, verts_list]`` (OpenCV camera, metres) for any template, in the
+    template's own keypoint order (e.g. the body's 29 keypoints and its mesh).
+
+    Args:
+        path: output file.
+        joints: ``(B, K, 3)`` keypoints; verts: ``(B, V, 3)`` mesh vertices.
+    """
+    _write(path, _to_array("joints", joints, None), _to_array("verts", verts, None))
 
 
 def write_ho3d_pred(path: str | os.PathLike, joints: Any, verts: Any) -> None:
@@ -53,12 +66,13 @@ def write_ho3d_pred(path: str | os.PathLike, joints: Any, verts: Any) -> None:
         joints: ``(B, 21, 3)`` joints, OpenPose order, OpenCV camera, metres.
         verts: ``(B, 778, 3)`` MANO vertices, OpenCV camera, metres.
     """
-    j = _to_array("joints", joints, 21)
-    v = _to_array("verts", verts, 778)
+    j = _to_array("joints", joints, NUM_KEYPOINTS)
+    v = _to_array("verts", verts, NUM_VERTS)
     _write(path, j[:, list(OPENPOSE_TO_HO3D)] * CV_TO_GL, v * CV_TO_GL)
 
 
-def _read(path: str | os.PathLike, count: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _read(path: str | os.PathLike, count: int | None,
+          count_keypoints: int | None = NUM_KEYPOINTS) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -66,7 +80,7 @@ def _read(path: str | os.PathLike, count: int | None) -> tuple[np.ndarray, np.nd
         raise ValueError(f"{path}: not a readable pred.json ({exc})") from exc
     if not isinstance(data, list) or len(data) != 2:
         raise ValueError(f"{path}: expected [xyz_list, verts_list]")
-    joints = _as_points(f"{path} xyz_list", data[0], 21)
+    joints = _as_points(f"{path} xyz_list", data[0], count_keypoints)
     verts = _as_points(f"{path} verts_list", data[1], None)
     if count is not None and len(joints) != count:
         raise ValueError(f"{path}: {len(joints)} predictions, the split has {count} images")

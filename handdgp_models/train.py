@@ -24,9 +24,9 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from .build import (
-    build_hand,
     build_network,
     build_pipeline,
+    build_template,
     build_train_data,
     hand_fingerprint,
     resolve_device,
@@ -157,7 +157,7 @@ def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = True,
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-    hand = build_hand(cfg)  # fails early when a real dataset has no MANO file
+    hand = build_template(cfg)  # fails early when a real dataset has no MANO/SMPL file
     warn_without_pretraining(cfg)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,16 @@
-"""Drawing helpers for hand overlays (OpenCV): 21-keypoint skeletons and mesh wireframes."""
+"""Drawing helpers for overlays (OpenCV): keypoint skeletons and mesh wireframes."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
+from .hand import HAND_BONES, NUM_KEYPOINTS
+
 __all__ = ["SKELETON", "FINGER_COLORS", "draw_skeleton", "draw_mesh_overlay", "image_grid"]
 
-# Bones of the 21 OpenPose-ordered keypoints, grouped by finger (thumb .. little).
-SKELETON: tuple[tuple[int, int], ...] = tuple(
-    (0 if k == 0 else 4 * f + k, 4 * f + k + 1) for f in range(5) for k in range(4)
-)
+# The hand's bones, grouped by finger (thumb .. little); one colour per finger.
+SKELETON = HAND_BONES
 FINGER_COLORS: tuple[tuple[int, int, int], ...] = (
     (255, 60, 60), (255, 200, 40), (60, 220, 60), (40, 160, 255), (200, 80, 255)
 )
@@ -27,13 +27,17 @@ def _pt(p: np.ndarray, shift: int) -> tuple[int, int]:
     return int(round(p[0] * (1 << shift))), int(round(p[1] * (1 << shift)))
 
 
-def draw_skeleton(image: np.ndarray, joints2d: np.ndarray, *, radius: int | None = None,
+def draw_skeleton(image: np.ndarray, joints2d: np.ndarray, *,
+                  bones: tuple[tuple[int, int], ...] | None = None, radius: int | None = None,
                   thickness: int | None = None) -> np.ndarray:
-    """Draw the 21-keypoint hand skeleton, one colour per finger.
+    """Draw a keypoint skeleton: the hand's, one colour per finger, or any ``bones``.
 
     Args:
         image: (H, W, 3) uint8 RGB (not modified).
-        joints2d: (21, 2) pixel coordinates (u, v), OpenPose order.
+        joints2d: (K, 2) pixel coordinates (u, v); the hand's 21 in OpenPose order when
+            ``bones`` is None.
+        bones: keypoint index pairs to join (e.g. a body model's ``bones``), coloured in turn;
+            None for the hand.
         radius, thickness: keypoint radius and bone width in pixels (scaled to the image
             size when None).
 
@@ -42,17 +46,27 @@ def draw_skeleton(image: np.ndarray, joints2d: np.ndarray, *, radius: int | None
     """
     img = _check_image(image).copy()
     j = np.asarray(joints2d, dtype=np.float64)
-    if j.shape != (21, 2):
-        raise ValueError(f"joints2d: expected shape (21, 2), got {j.shape}")
+    hand = bones is None
+    if hand and j.shape != (NUM_KEYPOINTS, 2):
+        raise ValueError(f"joints2d: expected shape ({NUM_KEYPOINTS}, 2), got {j.shape}")
+    if j.ndim != 2 or j.shape[1] != 2:
+        raise ValueError(f"joints2d: expected shape (K, 2), got {j.shape}")
+    bones = SKELETON if hand else tuple(bones)
+    if any(not (0 <= a < len(j) and 0 <= c < len(j)) for a, c in bones):
+        raise ValueError(f"bones: indices must lie in [0, {len(j)})")
     scale = max(img.shape[:2]) / 256
     radius = radius if radius is not None else max(1, int(round(2.5 * scale)))
     thickness = thickness if thickness is not None else max(1, int(round(1.5 * scale)))
     shift = 4
-    for b, (a, c) in enumerate(SKELETON):
-        cv2.line(img, _pt(j[a], shift), _pt(j[c], shift), FINGER_COLORS[b // 4], thickness,
+
+    def bone_color(b: int) -> tuple[int, int, int]:
+        return FINGER_COLORS[(b // 4 if hand else b) % len(FINGER_COLORS)]
+
+    for b, (a, c) in enumerate(bones):
+        cv2.line(img, _pt(j[a], shift), _pt(j[c], shift), bone_color(b), thickness,
                  cv2.LINE_AA, shift)
-    for k in range(21):
-        color = (255, 255, 255) if k == 0 else FINGER_COLORS[(k - 1) // 4]
+    for k in range(len(j)):
+        color = (255, 255, 255) if k == 0 or not hand else FINGER_COLORS[(k - 1) // 4]
         cv2.circle(img, _pt(j[k], shift), radius << shift, color, -1, cv2.LINE_AA, shift)
     return img
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..hand import NUM_KEYPOINTS, NUM_VERTS
 from ._io import (
     box_from_points,
     check_intrinsics,
@@ -106,8 +107,8 @@ class FreiHAND(Dataset):
         self.has_gt = split == "training" or xyz_path.is_file()
         self.xyz = self.verts = self.mano = None
         if self.has_gt:
-            self.xyz = self._load(xyz_path, (21, 3), n)
-            self.verts = self._load(self.root / f"{split}_verts.json", (778, 3), n)
+            self.xyz = self._load(xyz_path, (NUM_KEYPOINTS, 3), n)
+            self.verts = self._load(self.root / f"{split}_verts.json", (NUM_VERTS, 3), n)
             mano_path = self.root / f"{split}_mano.json"
             if mano_path.is_file():
                 # each entry is [[48 pose, 10 shape, 2 uv_root, 1 scale]]

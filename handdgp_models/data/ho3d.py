@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..hand import HandModel, load_mano, safe_load_pickle
+from ..hand import NUM_KEYPOINTS, HandModel, load_mano, safe_load_pickle
 from ._io import (
     as_float_array,
     box_from_points,
@@ -133,7 +133,7 @@ class HO3D(Dataset):
                 raise ValueError(f"{meta_path}: handBoundingBox {[u0, v0, u1, v1]} is empty")
             sample["box"] = np.array([(u0 + u1) / 2, (v0 + v1) / 2, side], dtype=np.float32)
             return sample
-        joints_ho3d = _field(meta, "handJoints3D", (21, 3), meta_path)
+        joints_ho3d = _field(meta, "handJoints3D", (NUM_KEYPOINTS, 3), meta_path)
         joints3d = (joints_ho3d[list(HO3D_TO_OPENPOSE)] @ OPENGL_TO_OPENCV).astype(np.float32)
         sample["joints3d"] = check_joints(joints3d, meta_path, field="handJoints3D")
         sample["joints2d"] = project(joints3d, K)

@@ -64,6 +64,8 @@ class PipelineConfig:
         rotation_deg: in-plane rotation uniform in ``[-r, r]`` degrees (shared by two views).
         photometric: colour jitter and blur ranges, or None for none.
         padding_mode: warp padding, ``"zeros"``, ``"border"`` or ``"reflection"``.
+        root_index: the root keypoint of ``joints3d`` (a run config takes it from the
+            template model: the hand's wrist, the body's pelvis).
     """
 
     out_size: int = field(default=224, metadata={"derived": True})
@@ -79,6 +81,7 @@ class PipelineConfig:
     rotation_deg: float = 45.0
     photometric: PhotometricConfig | None = field(default_factory=PhotometricConfig)
     padding_mode: str = "zeros"
+    root_index: int = field(default=0, metadata={"derived": True})
 
     def __post_init__(self) -> None:
         if isinstance(self.out_size, bool) or not isinstance(self.out_size, int) \
@@ -168,10 +171,13 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
     return out, out_mask, H, K1, R
 
 
-def _as_tensor(sample: dict, key: str, shape: tuple[int, ...] | None) -> torch.Tensor:
+def _as_tensor(sample: dict, key: str, shape: tuple[int | None, ...] | None) -> torch.Tensor:
+    """``sample[key]`` as float64; ``shape`` entries of None accept any size."""
     value = torch.as_tensor(np.asarray(sample[key]), dtype=torch.float64)
-    if shape is not None and tuple(value.shape) != shape:
-        raise ValueError(f"sample[{key!r}]: expected shape {shape}, got {tuple(value.shape)}")
+    if shape is not None and (value.ndim != len(shape) or any(
+            s is not None and s != d for s, d in zip(shape, value.shape, strict=True))):
+        want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"sample[{key!r}]: expected shape {want}, got {tuple(value.shape)}")
     return value
 
 
@@ -187,10 +193,12 @@ class HandInputPipeline:
     ``image`` (3, S, S) float32 in [0, 1]; ``K`` (3, 3) output intrinsics; ``R`` (3, 3)
     rotation original camera → output camera; ``H`` (3, 3) original pixels → output pixels;
     ``K_orig`` (3, 3); ``box`` (3,) the (jittered) box used; and when the sample has them
-    ``joints2d`` (21, 2) output pixels, ``joints3d`` (21, 3) / ``verts3d`` (V, 3) metres in
-    the output camera frame, ``joints3d_orig`` (21, 3) original camera, ``root`` (3,) =
-    ``joints3d[0]`` (or the rotated ``root3d`` of samples without joints), ``mask`` (S, S)
-    uint8; ``index`` and ``name`` pass through. All floats are float32.
+    ``joints2d`` (K, 2) output pixels, ``joints3d`` (K, 3) / ``verts3d`` (V, 3) metres in
+    the output camera frame (K keypoints of the template: 21 for the hand, 29 for the body),
+    ``joints3d_orig`` (K, 3) original camera, ``root`` (3,) = ``joints3d[root_index]`` (or the
+    rotated ``root3d`` of samples without joints), ``mask`` (S, S) uint8; ``eval_joints3d``
+    (a benchmark's own joints, original camera), ``index`` and ``name`` pass through. All
+    floats are float32.
 
     With ``two_views`` the result is ``{"view1": ..., "view2": ..., "T12": (3, 3), "R12":
     (3, 3)}``: ``T12`` maps view-1 output pixels to view-2 output pixels and ``R12`` maps
@@ -265,16 +273,23 @@ class HandInputPipeline:
         if out_mask is not None:
             out["mask"] = (out_mask > 0.5).to(torch.uint8)
         if "joints2d" in sample:
-            out["joints2d"] = _apply_h(H, _as_tensor(sample, "joints2d", (21, 2))).float()
+            out["joints2d"] = _apply_h(H, _as_tensor(sample, "joints2d", (None, 2))).float()
         if "joints3d" in sample:
-            j = _as_tensor(sample, "joints3d", (21, 3))
+            j = _as_tensor(sample, "joints3d", (None, 3))
+            if "joints2d" in out and len(out["joints2d"]) != len(j):
+                raise ValueError(f"sample: {len(out['joints2d'])} joints2d but {len(j)} joints3d")
+            if not 0 <= cfg.root_index < len(j):
+                raise ValueError(f"root_index: {cfg.root_index} is not one of the sample's "
+                                 f"{len(j)} keypoints")
             out["joints3d_orig"] = j.float()
             out["joints3d"] = (j @ R.T).float()
-            out["root"] = out["joints3d"][0].clone()
+            out["root"] = out["joints3d"][cfg.root_index].clone()
         elif "root3d" in sample:
             out["root"] = (R @ _as_tensor(sample, "root3d", (3,))).float()
         if "verts3d" in sample:
             out["verts3d"] = (_as_tensor(sample, "verts3d", None) @ R.T).float()
+        if "eval_joints3d" in sample:
+            out["eval_joints3d"] = _as_tensor(sample, "eval_joints3d", (None, 3)).float()
         for key in ("index", "name"):
             if key in sample:
                 out[key] = sample[key]

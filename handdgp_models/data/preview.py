@@ -1,4 +1,4 @@
-"""Preview grids of dataset samples with the mesh and the 21 keypoints drawn over them."""
+"""Preview grids of dataset samples with the mesh and the keypoints drawn over them."""
 
 from __future__ import annotations
 

@@ -1,8 +1,12 @@
 """Hand models: MANO loaded without chumpy, and an embedded procedural MANO-layout hand."""
 
+from ..safe_pickle import PickleLoadError, safe_load_pickle
 from .default_hand import FREIHAND_TIP_IDS, NUM_VERTS, default_hand_data
 from .model import (
+    HAND_BONES,
     MANO_TO_OPENPOSE,
+    NUM_KEYPOINTS,
+    ROOT_INDEX,
     TIP_IDS,
     HandModel,
     load_mano,
@@ -10,13 +14,15 @@ from .model import (
     validate_mano_arrays,
 )
 from .pose_prior import JOINT_LIMITS, sample_default_pose
-from .safe_pickle import PickleLoadError, safe_load_pickle
 
 __all__ = [
     "FREIHAND_TIP_IDS",
+    "HAND_BONES",
     "JOINT_LIMITS",
     "MANO_TO_OPENPOSE",
+    "NUM_KEYPOINTS",
     "NUM_VERTS",
+    "ROOT_INDEX",
     "TIP_IDS",
     "HandModel",
     "PickleLoadError",

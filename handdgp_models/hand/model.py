@@ -17,15 +17,21 @@ from smplx.utils import Struct
 from torch import nn
 
 from ..files import read_npz
+from ..safe_pickle import safe_load_pickle
 from .default_hand import default_hand_data
 from .pose_prior import sample_default_pose
-from .safe_pickle import safe_load_pickle
 
-__all__ = ["MANO_TO_OPENPOSE", "TIP_IDS", "HandModel", "load_mano", "load_mano_arrays",
-           "validate_mano_arrays"]
+__all__ = ["HAND_BONES", "MANO_TO_OPENPOSE", "NUM_KEYPOINTS", "ROOT_INDEX", "TIP_IDS",
+           "HandModel", "load_mano", "load_mano_arrays", "validate_mano_arrays"]
 
 # After appending the tips (thumb, index, middle, ring, little) to MANO's 16 joints.
 MANO_TO_OPENPOSE = (0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20)
+#: Hand keypoints (FreiHAND / OpenPose order) and the root keypoint (the wrist).
+NUM_KEYPOINTS = len(MANO_TO_OPENPOSE)
+ROOT_INDEX = 0
+#: Bones of the OpenPose-ordered keypoints, grouped by finger (thumb .. little), base to tip.
+HAND_BONES: tuple[tuple[int, int], ...] = tuple(
+    (0 if k == 0 else 4 * f + k, 4 * f + k + 1) for f in range(5) for k in range(4))
 TIP_IDS: dict[str, tuple[int, int, int, int, int]] = {
     "freihand": (744, 320, 443, 555, 672),
     "ho3d": (744, 333, 444, 555, 672),
@@ -165,7 +171,11 @@ class HandModel(nn.Module):
             regressor rows for the 16 joints, one-hot rows for the five tip vertices).
         tip_ids: fingertip vertex ids (thumb, index, middle, ring, little).
         is_default: True for the embedded procedural hand.
+        root_index: the wrist (:data:`ROOT_INDEX`); bones: :data:`HAND_BONES`.
     """
+
+    root_index = ROOT_INDEX
+    bones = HAND_BONES
 
     def __init__(self, data: dict[str, object], *, tip_ids: str | Sequence[int] = "freihand",
                  is_rhand: bool = True, is_default: bool = False) -> None:
@@ -194,6 +204,10 @@ class HandModel(nn.Module):
     @property
     def num_betas(self) -> int:
         return int(self.mano.num_betas)
+
+    @property
+    def num_keypoints(self) -> int:
+        return NUM_KEYPOINTS
 
     def forward(self, pose: torch.Tensor, shape: torch.Tensor | None = None,
                 transl: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

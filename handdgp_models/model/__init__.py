@@ -17,7 +17,9 @@ def build_model(config: NetworkConfig | dict, hand=None,
 
     Args:
         config: a :class:`NetworkConfig` or a dict of its fields.
-        hand: a :class:`~handdgp_models.hand.HandModel`, or None for ``load_mano()``.
+        hand: a template model (:class:`~handdgp_models.template.TemplateModel`: a
+            :class:`~handdgp_models.hand.HandModel` or a :class:`~handdgp_models.body.BodyModel`),
+            or None for ``load_mano()``.
         cache_dir: where the mesh hierarchy is cached (default ``~/.cache/handdgp``).
     """
     from ..hand import load_mano
@@ -28,4 +30,4 @@ def build_model(config: NetworkConfig | dict, hand=None,
         raise TypeError(f"config: expected a NetworkConfig or dict, got {type(config).__name__}")
     hand = hand if hand is not None else load_mano()
     hier = load_hierarchy(hand.template, hand.faces, cache_dir=cache_dir)
-    return HandDGP(config, hier, hand.keypoint_regressor, hand.faces)
+    return HandDGP(config, hier, hand.keypoint_regressor, hand.faces, hand.root_index)

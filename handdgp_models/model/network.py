@@ -35,9 +35,9 @@ class NetworkConfig:
         kp_hidden: hidden sizes of the per-keypoint 2D MLP (224, 112).
         method: one of :data:`METHODS`.
         focal: canonical focal length of the input (root regression uses it as depth scale).
-        rescale: scale the predicted root-relative mesh so that its mean wrist-to-keypoint
+        rescale: scale the predicted root-relative mesh so that its mean root-to-keypoint
             distance equals the template's before DGP (the supplement's reference-bone
-            rescaling, with all 20 keypoints as the reference for robustness). Depth from
+            rescaling, with all non-root keypoints as the reference for robustness). Depth from
             DGP is proportional to this scale, so it keeps an early, shrunken mesh from
             putting the hand far too close.
     """
@@ -98,9 +98,9 @@ class SpiralConv(nn.Module):
 
 
 class _KeypointHead(nn.Module):
-    def __init__(self, in_ch: int, hw: int, hidden: list[int]) -> None:
+    def __init__(self, in_ch: int, hw: int, hidden: list[int], num_keypoints: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_ch, 21, 1)
+        self.conv = nn.Conv2d(in_ch, num_keypoints, 1)
         layers: list[nn.Module] = []
         prev = hw
         for h in hidden:
@@ -109,21 +109,23 @@ class _KeypointHead(nn.Module):
         layers.append(nn.Linear(prev, 2, bias=False))
         self.mlp = nn.Sequential(*layers)
 
-    def forward(self, feat: torch.Tensor) -> torch.Tensor:  # -> (B, 21, 2) in [0, 1]-ish
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:  # -> (B, K, 2) in [0, 1]-ish
         maps = self.conv(feat).flatten(2)
         # centred at init: keypoints start inside the crop, so the sampled features vary
         return 0.5 + self.mlp(maps)
 
 
 class _MeshDecoder(nn.Module):
-    def __init__(self, in_ch: int, cfg: NetworkConfig, hier: MeshHierarchy) -> None:
+    def __init__(self, in_ch: int, cfg: NetworkConfig, hier: MeshHierarchy,
+                 num_keypoints: int) -> None:
         super().__init__()
         c = cfg.feature_channels
         self.reduce = nn.Sequential(nn.Conv2d(in_ch, c, 1), nn.ReLU(inplace=True),
                                     nn.Conv2d(c, c, 1))
         sizes = hier.sizes  # fine -> coarse
         ch = cfg.mesh_channels  # coarse -> fine
-        self.lift = nn.Parameter(torch.randn(sizes[-1], 21) / 21 ** 0.5 + 1.0 / 21)
+        k = num_keypoints
+        self.lift = nn.Parameter(torch.randn(sizes[-1], k) / k ** 0.5 + 1.0 / k)
         self.inp = nn.Linear(c, ch[0])
         for i, u in enumerate(hier.up):
             self.register_buffer(f"up{i}", u, persistent=False)
@@ -135,7 +137,7 @@ class _MeshDecoder(nn.Module):
         self.levels = levels
 
     def forward(self, feat: torch.Tensor, kp2d: torch.Tensor, size: int) -> torch.Tensor:
-        f = sample_features(self.reduce(feat), kp2d, size)  # (B, 21, C)
+        f = sample_features(self.reduce(feat), kp2d, size)  # (B, K, C)
         x = self.inp(self.lift @ f)
         for k, conv in enumerate(self.convs):
             up = getattr(self, f"up{self.levels - 1 - k}")
@@ -144,13 +146,14 @@ class _MeshDecoder(nn.Module):
 
 
 class _WeightDecoder(nn.Module):
-    def __init__(self, in_ch: int, cfg: NetworkConfig) -> None:
+    def __init__(self, in_ch: int, cfg: NetworkConfig, num_keypoints: int) -> None:
         super().__init__()
         self.conv = nn.Sequential(nn.Conv2d(in_ch, cfg.weight_hidden, 1, bias=False),
                                   nn.BatchNorm2d(cfg.weight_hidden), nn.LeakyReLU(0.01, True),
                                   nn.Conv2d(cfg.weight_hidden, cfg.weight_channels, 1))
-        self.mlp = nn.Sequential(nn.Linear(21 * cfg.weight_channels, 512), nn.LeakyReLU(0.01, True),
-                                 nn.Linear(512, 256), nn.LeakyReLU(0.01, True), nn.Linear(256, 21))
+        k = num_keypoints
+        self.mlp = nn.Sequential(nn.Linear(k * cfg.weight_channels, 512), nn.LeakyReLU(0.01, True),
+                                 nn.Linear(512, 256), nn.LeakyReLU(0.01, True), nn.Linear(256, k))
 
     def forward(self, feat: torch.Tensor, kp2d: torch.Tensor, size: int) -> torch.Tensor:
         s = sample_features(self.conv(feat), kp2d, size).flatten(1)
@@ -158,41 +161,50 @@ class _WeightDecoder(nn.Module):
 
 
 class HandDGP(nn.Module):
-    """Camera-space hand mesh from a rectified crop and its intrinsics.
+    """Camera-space mesh of a template model (a hand, a body) from a rectified crop and its
+    intrinsics.
 
     Args:
         config: :class:`NetworkConfig`.
-        hierarchy: mesh hierarchy of the hand template (:func:`load_hierarchy`).
-        keypoint_regressor: (21, V) vertices → OpenPose keypoints.
+        hierarchy: mesh hierarchy of the template (:func:`load_hierarchy`).
+        keypoint_regressor: (K, V) vertices → keypoints (the hand: 21 in OpenPose order; the
+            body: 29); K sizes the keypoint head, the weight decoder and DGP.
         faces: (F, 3) template triangles (kept for losses and drawing).
+        root_index: the root keypoint (hand: the wrist; body: the pelvis).
 
     ``forward(image (B,3,S,S) in [0,1], K (B,3,3) input intrinsics, R (B,3,3) or None)``
-    returns a dict: ``kp2d`` (B,21,2) input pixels; ``verts_rel``/``joints_rel`` (B,V,3)/(B,21,3)
-    metres about the wrist keypoint; ``weights`` (B,21) in (0,1); ``t`` (B,3) root in the input
+    returns a dict: ``kp2d`` (B,K,2) input pixels; ``verts_rel``/``joints_rel`` (B,V,3)/(B,K,3)
+    metres about the root keypoint; ``weights`` (B,K) in (0,1); ``t`` (B,3) root in the input
     camera; ``valid`` (B,) bool (False for a degenerate DGP system); ``verts_cam``/``joints_cam``
     in the input camera; and with ``R`` given, ``verts_orig``/``joints_orig`` = Rᵀ(·) in the
     original camera.
     """
 
     def __init__(self, config: NetworkConfig, hierarchy: MeshHierarchy,
-                 keypoint_regressor: torch.Tensor, faces: torch.Tensor) -> None:
+                 keypoint_regressor: torch.Tensor, faces: torch.Tensor,
+                 root_index: int = 0) -> None:
         super().__init__()
         self.config = config
+        num_keypoints = int(keypoint_regressor.shape[0])
+        if not 0 <= root_index < num_keypoints:
+            raise ValueError(f"root_index: expected a keypoint in [0, {num_keypoints}), "
+                             f"got {root_index}")
+        self.root_index = int(root_index)
         net = getattr(torchvision.models, config.backbone)(weights=None)
         if config.backbone_weights:
             net.load_state_dict(torch.load(config.backbone_weights, weights_only=True))
         self.backbone = nn.Sequential(*list(net.children())[:-2])
         ch = _BACKBONES[config.backbone]
         hw = (config.input_size // 32) ** 2
-        self.keypoints = _KeypointHead(ch, hw, config.kp_hidden)
-        self.mesh = _MeshDecoder(ch, config, hierarchy)
-        self.weight_head = _WeightDecoder(ch, config)
+        self.keypoints = _KeypointHead(ch, hw, config.kp_hidden, num_keypoints)
+        self.mesh = _MeshDecoder(ch, config, hierarchy, num_keypoints)
+        self.weight_head = _WeightDecoder(ch, config, num_keypoints)
         if config.method == "root_regression":
             self.root_head = nn.Sequential(nn.Linear(ch, 256), nn.ReLU(True), nn.Linear(256, 3))
         self.register_buffer("regressor", keypoint_regressor.float().clone(), persistent=False)
         self.register_buffer("faces", faces.long().clone(), persistent=False)
         tj = keypoint_regressor.float() @ torch.from_numpy(hierarchy.vertices[0]).float()
-        self.ref_spread = float((tj[1:] - tj[:1]).norm(dim=-1).mean())
+        self.ref_spread = float(self._spread(tj[None] - tj[None, root_index:root_index + 1]))
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -203,6 +215,11 @@ class HandDGP(nn.Module):
             raise ValueError(f"image: expected (B, 3, {s}, {s}), got {shape}")
         if not isinstance(K, torch.Tensor) or K.shape != (image.shape[0], 3, 3):
             raise ValueError(f"K: expected ({image.shape[0]}, 3, 3)")
+
+    def _spread(self, rel: torch.Tensor) -> torch.Tensor:
+        """Mean distance (B,) of the keypoints other than the root from it."""
+        others = [k for k in range(rel.shape[1]) if k != self.root_index]
+        return rel[:, others].norm(dim=-1).mean(1)
 
     def _root_regression(self, feat: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
         a = self.root_head(feat.mean((2, 3)))
@@ -222,10 +239,10 @@ class HandDGP(nn.Module):
         kp2d = self.keypoints(feat) * s
         verts = self.mesh(feat, kp2d, s) * UNIT
         joints = self.regressor @ verts
-        root = joints[:, :1]
+        root = joints[:, self.root_index:self.root_index + 1]
         verts_rel, joints_rel = verts - root, joints - root
         if self.config.rescale:
-            spread = joints_rel[:, 1:].norm(dim=-1).mean(1).clamp(min=1e-4)
+            spread = self._spread(joints_rel).clamp(min=1e-4)
             scale = (self.ref_spread / spread)[:, None, None]
             verts_rel, joints_rel = verts_rel * scale, joints_rel * scale
         method = self.config.method

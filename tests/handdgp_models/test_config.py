@@ -99,7 +99,7 @@ def test_each_default_is_declared_once():
     assert type(cfg.model) is NetworkConfig and cfg.model == NetworkConfig()
     assert type(cfg.input) is PipelineConfig and cfg.loss == LossWeights()
     derived = {f.name for f in dataclasses.fields(PipelineConfig) if f.metadata.get("derived")}
-    assert derived == {"out_size", "focal", "train"}
+    assert derived == {"out_size", "focal", "train", "root_index"}
     assert not derived & set(to_dict(cfg)["input"])
 
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handdgp_models.hand import PickleLoadError, load_mano, safe_load_pickle
-from handdgp_models.hand.safe_pickle import MAX_DEPTH, MAX_ELEMENTS
+from handdgp_models.safe_pickle import MAX_DEPTH, MAX_ELEMENTS
 
 HANG_GUARD_S = 5.0
 

@@ -1,4 +1,4 @@
-"""A restricted unpickler for model files (MANO, dataset metadata) that never runs code.
+"""A restricted unpickler for model files (MANO, SMPL, dataset metadata) that never runs code.
 
 The official MANO pickles reference chumpy (``chumpy.ch.Ch`` and its operator classes) and
 scipy sparse matrices. Loading them with :func:`pickle.load` would need chumpy installed and
