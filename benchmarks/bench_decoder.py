@@ -3,7 +3,7 @@
 - parameter counts of the mesh decoder (whole decoder and its spiral layers) for DSConv and
   the dense spiral layer, at the paper's sizes and at the ``small`` sizes;
 - the time to build the mesh hierarchy (no cache) of the embedded hand and of a 6890-vertex
-  mesh (SMPL's vertex count), and to load the hand's from the cache;
+  torus (SMPL's vertex count), and to load the hand's from the cache;
 - forward + backward time of the decoder alone (keypoint features -> vertices) on the CPU
   at batch 16: {DSConv, dense} spiral layers × {sparse gather, dense matrix} up-sampling,
   and of the four up-sampling steps alone.
@@ -50,26 +50,31 @@ def parameter_table(hier, backbone_channels: dict[str, int]) -> list[str]:
     return rows
 
 
-def _time_once(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+def _median_build(v, f, reps: int):
+    times, hier = [], None
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        hier = build_hierarchy(v, f)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2], hier
 
 
-def build_table(hand, reps: int) -> list[str]:
-    body = trimesh.creation.torus(1.0, 0.3, major_sections=106, minor_sections=65)  # 6890 v
-    cases = {"embedded hand (778)": (hand.template.numpy(), hand.faces.numpy()),
-             "6890-vertex torus": (body.vertices, body.faces)}
+def build_table(hand, reps: int, body_sections: tuple[int, int]) -> list[str]:
+    body = trimesh.creation.torus(1.0, 0.3, major_sections=body_sections[0],
+                                  minor_sections=body_sections[1])
+    cases = {"embedded hand": (hand.template.numpy(), hand.faces.numpy()),
+             f"{len(body.vertices)}-vertex torus": (body.vertices, body.faces)}
     rows = ["| mesh | build (no cache) | levels |", "|---|---|---|"]
     for name, (v, f) in cases.items():
-        times = [_time_once(lambda v=v, f=f: build_hierarchy(v, f)) for _ in range(reps)]
-        sizes = build_hierarchy(v, f).sizes
-        rows.append(f"| {name} | {fmt_time(sorted(times)[len(times) // 2])} | "
-                    f"{'/'.join(map(str, sizes))} |")
+        t, hier = _median_build(v, f, reps)
+        rows.append(f"| {name} | {fmt_time(t)} | {'/'.join(map(str, hier.sizes))} |")
     with tempfile.TemporaryDirectory() as cache:
         load_hierarchy(hand.template, hand.faces, cache_dir=cache)
-        times = [_time_once(lambda: load_hierarchy(hand.template, hand.faces, cache_dir=cache))
-                 for _ in range(reps)]
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            load_hierarchy(hand.template, hand.faces, cache_dir=cache)
+            times.append(time.perf_counter() - t0)
     rows.append(f"| embedded hand, from the cache | {fmt_time(sorted(times)[len(times) // 2])}"
                 " | |")
     return rows
@@ -139,13 +144,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     reps, budget, build_reps = (3, 1.0, 1) if args.quick else (args.reps, 20.0, 5)
+    body_sections = (20, 13) if args.quick else (106, 65)  # 106 x 65 = 6890, SMPL's count
+    batch = 2 if args.quick else args.batch
     hand = load_mano()
     with tempfile.TemporaryDirectory() as cache:
         hier = load_hierarchy(hand.template, hand.faces, cache_dir=cache)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads\n")
     print("\n".join(parameter_table(hier, {"paper": 2048, "small": 512})), "\n")
-    print("\n".join(build_table(hand, build_reps)), "\n")
-    print("\n".join(speed_table(hier, args.batch, reps, budget)))
+    print("\n".join(build_table(hand, build_reps, body_sections)), "\n")
+    print("\n".join(speed_table(hier, batch, reps, budget)))
 
 
 if __name__ == "__main__":
