@@ -400,7 +400,7 @@ _TINY: dict = _deep_merge(_SMALL, {
 # 1.3 x the box, the crop jittered before rectification, two views sharing one rotation, DSConv
 # decoder, supplement loss weights, two stages. ImageNet weights: --set model.backbone_weights.
 _PAPER: dict = {
-    "model": {"backbone": "resnet50", "input_size": 224, "rescale": False},
+    "model": {"backbone": "resnet50", "input_size": 224, "decoder": "dsconv", "rescale": False},
     "input": {"mode": "affine", "jitter": "crop", "crop_first": True, "crop_scale": 1.3,
               "two_views": True},
 }

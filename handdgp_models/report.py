@@ -43,7 +43,7 @@ def write_report(out_dir: str | os.PathLike, result: dict, cfg, train_summary: d
     text = [
         "# HandDGP on synthetic hands",
         "",
-        f"Model: {m.backbone} ({getattr(m, 'decoder', 'dense')} decoder), input "
+        f"Model: {m.backbone} ({m.decoder} decoder), input "
         f"{m.input_size} px, method `{m.method}`, rectification `{cfg.input.mode}`. "
         f"Trained {train_summary.get('step')} steps of batch {t.batch_size} on {n_train} "
         f"synthetic images (train cameras) in "

@@ -5,10 +5,21 @@ from __future__ import annotations
 import os
 
 from .mesh_hierarchy import MeshHierarchy, build_hierarchy, load_hierarchy
-from .network import METHODS, UNIT, HandDGP, NetworkConfig, SpiralConv, sample_features
+from .network import (
+    DECODERS,
+    METHODS,
+    UNIT,
+    DSConv,
+    HandDGP,
+    NetworkConfig,
+    SpiralConv,
+    sample_features,
+    upsample,
+)
 
-__all__ = ["METHODS", "UNIT", "HandDGP", "MeshHierarchy", "NetworkConfig", "SpiralConv",
-           "build_hierarchy", "build_model", "load_hierarchy", "sample_features"]
+__all__ = ["DECODERS", "METHODS", "UNIT", "DSConv", "HandDGP", "MeshHierarchy", "NetworkConfig",
+           "SpiralConv", "build_hierarchy", "build_model", "load_hierarchy", "sample_features",
+           "upsample"]
 
 
 def build_model(config: NetworkConfig | dict, hand=None,

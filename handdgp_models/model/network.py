@@ -11,9 +11,11 @@ from torch import nn
 
 from .mesh_hierarchy import MeshHierarchy
 
-__all__ = ["METHODS", "HandDGP", "NetworkConfig", "SpiralConv", "sample_features"]
+__all__ = ["DECODERS", "METHODS", "DSConv", "HandDGP", "NetworkConfig", "SpiralConv",
+           "sample_features", "spiral_layer_parameters", "upsample"]
 
 METHODS = ("dgp", "dgp_uniform", "two_stage", "root_regression")
+DECODERS = ("dsconv", "dense")
 _BACKBONES = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
@@ -34,6 +36,9 @@ class NetworkConfig:
         weight_channels: channels sampled per keypoint by the weight decoder (97).
         kp_hidden: hidden sizes of the per-keypoint 2D MLP (224, 112).
         method: one of :data:`METHODS`.
+        decoder: spiral layer of the mesh decoder, one of :data:`DECODERS`: ``"dsconv"``
+            (the paper's depth-wise separable spiral conv, :class:`DSConv`) or ``"dense"``
+            (one linear layer over the whole spiral, :class:`SpiralConv`).
         focal: canonical focal length of the input (root regression uses it as depth scale).
         rescale: scale the predicted root-relative mesh so that its mean root-to-keypoint
             distance equals the template's before DGP (the supplement's reference-bone
@@ -51,6 +56,7 @@ class NetworkConfig:
     weight_channels: int = 97
     kp_hidden: list[int] = field(default_factory=lambda: [224, 112])
     method: str = "dgp"
+    decoder: str = "dsconv"
     focal: float = 1000.0
     rescale: bool = False
 
@@ -59,6 +65,8 @@ class NetworkConfig:
             raise ValueError(f"backbone: expected one of {list(_BACKBONES)}, got {self.backbone!r}")
         if self.method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder: expected one of {DECODERS}, got {self.decoder!r}")
         if self.input_size < 32 or self.input_size % 32:
             raise ValueError(f"input_size: expected a multiple of 32 >= 32, got {self.input_size}")
         if len(self.mesh_channels) != 5:
@@ -83,18 +91,88 @@ def sample_features(features: torch.Tensor, points: torch.Tensor, size: int) -> 
     return out[..., 0].transpose(1, 2)
 
 
+def upsample(x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Interpolate coarse vertex features onto a finer mesh: a gather and a weighted sum.
+
+    Args:
+        x: (B, V_c, C) coarse features.
+        index: (V_f, k) int64 coarse vertex ids per fine vertex (k = 3: a triangle).
+        weight: (V_f, k) interpolation weights (cast to ``x``'s dtype).
+
+    Returns:
+        (B, V_f, C): ``out[b, i] = sum_j weight[i, j] * x[b, index[i, j]]``.
+    """
+    b, _, c = x.shape
+    gathered = x.index_select(1, index.reshape(-1)).view(b, *index.shape, c)
+    return (gathered * weight.to(x.dtype)[..., None]).sum(2)
+
+
 class SpiralConv(nn.Module):
-    """Spiral convolution: gather each vertex's spiral (V, L) and apply one linear layer."""
+    """Dense spiral convolution: one linear layer (with bias) over each vertex's whole spiral.
+
+    ``out[b, v] = W · concat_l x[b, spiral[v, l]] + bias``, ``W`` of shape (C', L·C).
+
+    Args:
+        in_ch: C. out_ch: C'. spiral: (V, L) vertex ids, first entry the vertex.
+    """
 
     def __init__(self, in_ch: int, out_ch: int, spiral: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("spiral", spiral.long(), persistent=False)
         self.linear = nn.Linear(in_ch * spiral.shape[1], out_ch)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, V, C) -> (B, V, out)
-        b, v, c = x.shape
-        g = x[:, self.spiral.reshape(-1)].reshape(b, v, -1)
-        return self.linear(g)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, V, C) -> (B, V, C')
+        b, v, _ = x.shape
+        return self.linear(x.index_select(1, self.spiral.reshape(-1)).view(b, v, -1))
+
+
+class DSConv(nn.Module):
+    """Depth-wise separable spiral convolution (MobRecon's DSConv), no biases.
+
+    A depth-wise step weights each channel over the L spiral positions,
+    ``y[b, v, c] = sum_l D[c, l] · x[b, spiral[v, l], c]``, then a point-wise linear layer
+    maps channels, ``out[b, v] = P · y[b, v]`` with ``P`` of shape (C', C). Parameters:
+    ``L·C + C·C'`` against the dense layer's ``L·C·C' + C'``.
+
+    Args:
+        in_ch: C. out_ch: C'. spiral: (V, L) vertex ids, first entry the vertex.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, spiral: torch.Tensor) -> None:
+        super().__init__()
+        # (L, V): one contiguous index per spiral position, for the accumulation in forward
+        self.register_buffer("positions", spiral.long().t().contiguous(), persistent=False)
+        length = spiral.shape[1]
+        # variance 1/L: the depth-wise sum keeps the activation scale, so a DSConv layer starts
+        # with the same gain as the dense layer under PyTorch's default Linear initialisation
+        self.depthwise = nn.Parameter(torch.empty(in_ch, length).uniform_(-1, 1)
+                                      * (3.0 / length) ** 0.5)
+        self.pointwise = nn.Linear(in_ch, out_ch, bias=False)
+
+    @property
+    def spiral(self) -> torch.Tensor:
+        """(V, L) spiral vertex ids."""
+        return self.positions.t()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, V, C) -> (B, V, C')
+        # accumulated one spiral position at a time: never materialises the (B, V, L, C)
+        # gather, and measured faster on the CPU than gather-then-reduce
+        y = x.index_select(1, self.positions[0]) * self.depthwise[:, 0]
+        for pos in range(1, self.positions.shape[0]):
+            y = y + x.index_select(1, self.positions[pos]) * self.depthwise[:, pos]
+        return self.pointwise(y)
+
+
+_SPIRAL_LAYERS = {"dsconv": DSConv, "dense": SpiralConv}
+
+
+def spiral_layer_parameters(decoder: str, in_ch: int, out_ch: int, length: int) -> int:
+    """Parameter count of one spiral layer of kind ``decoder`` (see :data:`DECODERS`)."""
+    if decoder == "dsconv":
+        return length * in_ch + in_ch * out_ch
+    if decoder == "dense":
+        return length * in_ch * out_ch + out_ch
+    raise ValueError(f"decoder: expected one of {DECODERS}, got {decoder!r}")
 
 
 class _KeypointHead(nn.Module):
@@ -109,13 +187,21 @@ class _KeypointHead(nn.Module):
         layers.append(nn.Linear(prev, 2, bias=False))
         self.mlp = nn.Sequential(*layers)
 
-    def forward(self, feat: torch.Tensor) -> torch.Tensor:  # -> (B, K, 2) in [0, 1]-ish
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:  # -> (B, N, 2) in [0, 1]-ish
         maps = self.conv(feat).flatten(2)
         # centred at init: keypoints start inside the crop, so the sampled features vary
         return 0.5 + self.mlp(maps)
 
 
 class _MeshDecoder(nn.Module):
+    """Keypoint features -> root-relative mesh on the template's vertices.
+
+    Features sampled at the N keypoints are lifted to the coarsest level by a learnable
+    (V_coarsest, N) matrix, then each finer level is reached by up-sampling (gather +
+    barycentric weights) and a spiral layer + ReLU; a last spiral layer gives 3 coordinates.
+    Sizes come from the hierarchy and N from the keypoint regressor, not from the hand.
+    """
+
     def __init__(self, in_ch: int, cfg: NetworkConfig, hier: MeshHierarchy,
                  num_keypoints: int) -> None:
         super().__init__()
@@ -124,36 +210,43 @@ class _MeshDecoder(nn.Module):
                                     nn.Conv2d(c, c, 1))
         sizes = hier.sizes  # fine -> coarse
         ch = cfg.mesh_channels  # coarse -> fine
-        k = num_keypoints
-        self.lift = nn.Parameter(torch.randn(sizes[-1], k) / k ** 0.5 + 1.0 / k)
+        if len(ch) != len(sizes):
+            raise ValueError(f"mesh_channels: expected {len(sizes)} values (one per hierarchy "
+                             f"level), got {ch}")
+        self.lift = nn.Parameter(torch.randn(sizes[-1], num_keypoints) / num_keypoints ** 0.5
+                                 + 1.0 / num_keypoints)
         self.inp = nn.Linear(c, ch[0])
-        for i, u in enumerate(hier.up):
-            self.register_buffer(f"up{i}", u, persistent=False)
-        levels = len(sizes) - 1
-        self.convs = nn.ModuleList(
-            SpiralConv(ch[k], ch[k + 1] if k + 1 < len(ch) else ch[k], hier.spirals[levels - 1 - k])
-            for k in range(levels))
-        self.out = SpiralConv(ch[-1], 3, hier.spirals[0])
-        self.levels = levels
+        self.levels = len(sizes) - 1
+        for i in range(self.levels):
+            self.register_buffer(f"up_index{i}", hier.up_index[i].long(), persistent=False)
+            self.register_buffer(f"up_weight{i}", hier.up_weight[i].float(), persistent=False)
+        layer = _SPIRAL_LAYERS[cfg.decoder]
+        self.convs = nn.ModuleList(layer(ch[k], ch[k + 1], hier.spirals[self.levels - 1 - k])
+                                   for k in range(self.levels))
+        self.out = layer(ch[-1], 3, hier.spirals[0])
 
     def forward(self, feat: torch.Tensor, kp2d: torch.Tensor, size: int) -> torch.Tensor:
-        f = sample_features(self.reduce(feat), kp2d, size)  # (B, K, C)
+        return self.decode(sample_features(self.reduce(feat), kp2d, size))
+
+    def decode(self, f: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) keypoint features -> (B, V, 3) vertices in units of :data:`UNIT`."""
         x = self.inp(self.lift @ f)
         for k, conv in enumerate(self.convs):
-            up = getattr(self, f"up{self.levels - 1 - k}")
-            x = F.relu(conv(up @ x))
-        return self.out(x)  # (B, V, 3) in units of UNIT
+            level = self.levels - 1 - k
+            x = upsample(x, getattr(self, f"up_index{level}"), getattr(self, f"up_weight{level}"))
+            x = F.relu(conv(x))
+        return self.out(x)
 
 
 class _WeightDecoder(nn.Module):
     def __init__(self, in_ch: int, cfg: NetworkConfig, num_keypoints: int) -> None:
         super().__init__()
+        n = num_keypoints
         self.conv = nn.Sequential(nn.Conv2d(in_ch, cfg.weight_hidden, 1, bias=False),
                                   nn.BatchNorm2d(cfg.weight_hidden), nn.LeakyReLU(0.01, True),
                                   nn.Conv2d(cfg.weight_hidden, cfg.weight_channels, 1))
-        k = num_keypoints
-        self.mlp = nn.Sequential(nn.Linear(k * cfg.weight_channels, 512), nn.LeakyReLU(0.01, True),
-                                 nn.Linear(512, 256), nn.LeakyReLU(0.01, True), nn.Linear(256, k))
+        self.mlp = nn.Sequential(nn.Linear(n * cfg.weight_channels, 512), nn.LeakyReLU(0.01, True),
+                                 nn.Linear(512, 256), nn.LeakyReLU(0.01, True), nn.Linear(256, n))
 
     def forward(self, feat: torch.Tensor, kp2d: torch.Tensor, size: int) -> torch.Tensor:
         s = sample_features(self.conv(feat), kp2d, size).flatten(1)
@@ -167,8 +260,8 @@ class HandDGP(nn.Module):
     Args:
         config: :class:`NetworkConfig`.
         hierarchy: mesh hierarchy of the template (:func:`load_hierarchy`).
-        keypoint_regressor: (K, V) vertices → keypoints (the hand: 21 in OpenPose order; the
-            body: 29); K sizes the keypoint head, the weight decoder and DGP.
+        keypoint_regressor: (N, V) vertices → keypoints (the hand: 21 in OpenPose order; the
+            body: 29); every head and DGP take N from here, V is the template's vertex count.
         faces: (F, 3) template triangles (kept for losses and drawing).
         root_index: the root keypoint (hand: the wrist; body: the pelvis).
 
@@ -185,6 +278,9 @@ class HandDGP(nn.Module):
                  root_index: int = 0) -> None:
         super().__init__()
         self.config = config
+        if keypoint_regressor.ndim != 2 or keypoint_regressor.shape[1] != hierarchy.sizes[0]:
+            raise ValueError(f"keypoint_regressor: expected (N, {hierarchy.sizes[0]}), got "
+                             f"{tuple(keypoint_regressor.shape)}")
         num_keypoints = int(keypoint_regressor.shape[0])
         if not 0 <= root_index < num_keypoints:
             raise ValueError(f"root_index: expected a keypoint in [0, {num_keypoints}), "
