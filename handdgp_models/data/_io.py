@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .json_arrays import read_json_array
+
 
 def require_file(path: str | os.PathLike) -> Path:
     """Return ``path`` as a Path, or raise FileNotFoundError naming it."""
@@ -29,16 +31,9 @@ def read_json(path: str | os.PathLike) -> object:
 
 
 def json_array(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray:
-    """A JSON list of equally shaped arrays as float32 ``(N, *shape)``, checked."""
-    data = read_json(path)
-    try:
-        arr = np.asarray(data, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: expected a list of {shape} arrays ({exc})") from exc
-    if arr.ndim != len(shape) + 1 or arr.shape[1:] != shape:
-        raise ValueError(f"{path}: expected shape (N, {', '.join(map(str, shape))}), "
-                         f"got {arr.shape}")
-    return arr
+    """A JSON list of equally shaped arrays as float32 ``(N, *shape)``, checked (in memory;
+    see :class:`~handdgp_models.data.array_cache.ArrayCache` for large files)."""
+    return read_json_array(require_file(path), shape)
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
