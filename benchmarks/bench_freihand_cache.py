@@ -12,9 +12,12 @@ measures, each in a fresh subprocess:
   ``np.asarray(..., float32)`` (skipped when the machine lacks the memory for it).
 
 Times are measured inside the child (the operation only; interpreter start and imports
-excluded), medians of ``--repeats`` runs. Peak RSS is the child's ``ru_maxrss``
-(``os.wait4``); the parent imports nothing heavy, so the child's peak is its own. "after
-imports" is the child's RSS before the operation starts (Python, NumPy and PyTorch).
+excluded), medians of ``--repeats`` runs. Peak RSS is the child's own ``ru_maxrss``
+(``getrusage(RUSAGE_SELF)`` after the step); the parent imports nothing heavy, so what the
+child inherits across fork + exec is small. The
+"imports" columns are the child's resident and peak RSS just before the step starts
+(Python, NumPy and, for the loader, PyTorch): a step needs memory beyond its imports only
+where its peak exceeds the import peak.
 The generated files are deleted at the end unless ``--keep``.
 
     python -m benchmarks.bench_freihand_cache --tmp /path/with/3GB/free
@@ -41,12 +44,21 @@ _JSON_LOAD_BYTES_PER_FILE_BYTE = 6
 _GIB = 1 << 30
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
+    """``VmRSS`` (resident now) or ``VmHWM`` (peak so far) of this process in MiB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return float(line.split()[1]) / 1024.0
     return float("nan")
+
+
+def _peak_rss_mb() -> float:
+    """This process's own ``ru_maxrss`` in MiB. (``os.wait4`` in the parent would also count
+    grandchildren: PyTorch's import spawns helper processes whose exec inherits the peak.)"""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
 # ---------------------------------------------------------------- children (one job each)
@@ -96,40 +108,35 @@ def _child(mode: str, root: Path, cache_dir: Path) -> dict:
     import numpy as np
 
     if mode == "json_load":
-        base = _rss_mb()
+        base, base_peak = _status_mb("VmRSS"), _status_mb("VmHWM")
         t0 = time.perf_counter()
         with open(root / "training_verts.json") as f:
             data = json.load(f)
         arr = np.asarray(data, dtype=np.float32)
         del data
         seconds = time.perf_counter() - t0
-        return {"seconds": seconds, "rss_before_mb": base, "shape": list(arr.shape)}
+        return {"seconds": seconds, "rss_before_mb": base, "peak_before_mb": base_peak,
+                "shape": list(arr.shape)}
     from handdgp_models.data import FreiHAND
 
-    base = _rss_mb()
+    base, base_peak = _status_mb("VmRSS"), _status_mb("VmHWM")
     t0 = time.perf_counter()
     ds = FreiHAND(root, "training", cache_dir=cache_dir)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "rss_before_mb": base, "shape": list(ds.verts.shape),
+    return {"seconds": seconds, "rss_before_mb": base, "peak_before_mb": base_peak,
+            "shape": list(ds.verts.shape),
             "memmap": isinstance(ds.verts, np.memmap)}
 
 
 # ---------------------------------------------------------------- parent (stdlib only)
 
-def _run_child(*args: str) -> tuple[dict, float]:
-    """Run this module as a child; return its JSON result and its peak RSS in MiB."""
+def _run_child(*args: str) -> dict:
+    """Run this module as a child and return the JSON object it prints last."""
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_freihand_cache", *args],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"child {args} failed with status {proc.returncode}")
-    lines = out.strip().splitlines()
-    result = json.loads(lines[-1]) if lines else {}
-    return result, usage.ru_maxrss / 1024.0  # KiB on Linux
+    res = subprocess.run([sys.executable, "-m", "benchmarks.bench_freihand_cache", *args],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def _mem_available_bytes() -> int:
@@ -144,15 +151,13 @@ def _mem_available_bytes() -> int:
 
 
 def _measure(label: str, repeats: int, before, *args: str) -> list:
-    times, peaks, bases = [], [], []
+    runs = []
     for _ in range(repeats):
         before()
-        res, peak = _run_child(*args)
-        times.append(res["seconds"])
-        peaks.append(peak)
-        bases.append(res["rss_before_mb"])
-    return [label, statistics.median(times), statistics.median(peaks),
-            statistics.median(bases), len(times)]
+        res = _run_child(*args)
+        runs.append((res["seconds"], res["peak_mb"], res["rss_before_mb"],
+                     res["peak_before_mb"]))
+    return [label, *(statistics.median(col) for col in zip(*runs, strict=True)), len(runs)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,10 +175,11 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.child == "generate":
         _generate(Path(args.root), args.entries)
-        print(json.dumps({"seconds": 0.0, "rss_before_mb": 0.0}))
+        print(json.dumps({"peak_mb": _peak_rss_mb()}))
         return
     if args.child:
-        print(json.dumps(_child(args.child, Path(args.root), Path(args.cache))))
+        result = _child(args.child, Path(args.root), Path(args.cache))
+        print(json.dumps({**result, "peak_mb": _peak_rss_mb()}))
         return
 
     if not args.tmp:
@@ -181,8 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="freihand_cache_bench_", dir=args.tmp))
     root, cache = work / "FreiHAND", work / "cache"
     try:
-        _, gen_peak = _run_child("--child", "generate", "--root", str(root),
-                                 "--entries", str(args.entries))
+        gen_peak = _run_child("--child", "generate", "--root", str(root),
+                              "--entries", str(args.entries))["peak_mb"]
         sizes = {p.name: p.stat().st_size for p in sorted(root.glob("*.json"))}
         verts_bytes = sizes["training_verts.json"]
         common = ("--root", str(root), "--cache", str(cache))
@@ -210,12 +216,14 @@ def main(argv: list[str] | None = None) -> None:
           f"{sum(sizes.values()) / 1e9:.2f} GB (training_verts.json "
           f"{verts_bytes / 1e9:.2f} GB); cache {cache_bytes / 1e6:.0f} MB of float32 .npy")
     print(f"(generator peak RSS {gen_peak:.0f} MiB; medians of the runs shown)")
-    header = f"{'step':34s} {'time (s)':>9s} {'peak RSS (MiB)':>15s} " \
-             f"{'after imports (MiB)':>20s} {'runs':>5s}"
+    header = (f"{'step':32s} {'time (s)':>9s} {'peak RSS':>9s} {'imports: RSS':>13s} "
+              f"{'imports: peak':>14s} {'runs':>5s}")
     print(header)
     print("-" * len(header))
-    for label, seconds, peak, base, n in rows:
-        print(f"{label:34s} {seconds:9.2f} {peak:15.0f} {base:20.0f} {n:5d}")
+    for label, seconds, peak, base, base_peak, n in rows:
+        print(f"{label:32s} {seconds:9.2f} {peak:9.0f} {base:13.0f} {base_peak:14.0f} {n:5d}")
+    print("(RSS in MiB; 'imports': the child before the step starts, i.e. Python, NumPy and, "
+          "for the loader, PyTorch)")
     if note:
         print(note)
     if args.keep:

@@ -158,6 +158,7 @@ class ArrayCache:
             fd, name = tempfile.mkstemp(dir=self.directory, prefix=f".{source.stem}.",
                                         suffix=suffix)
             temps.append(Path(name))
+            os.chmod(name, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
             return fd, Path(name)
 
         try:
