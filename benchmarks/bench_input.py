@@ -10,7 +10,9 @@ annotations) into a temporary directory and measures, over ``FreiHAND`` +
 
 in the main process with one thread (``torch.set_num_threads(1)``,
 ``cv2.setNumThreads(1)``), then through ``make_loader`` with 1 and 2 worker processes
-(one thread each). "per core" divides by the number of processes doing the work. Times are
+(one thread each). "per core" divides by the number of processes doing the work; "per
+CPU-s" counts images per CPU second of those processes (process time in the main process,
+the reaped workers' rusage for loaders), which a loaded machine disturbs less. Times are
 medians of interleaved repetitions (main process) or of timed epochs after a warm-up epoch
 (loaders). The target is 250 images/s per core at 224 px. ``--profile`` adds a cProfile of
 the one-view training input.
@@ -23,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import json
 import pstats
+import resource
 import shutil
 import statistics
 import tempfile
@@ -36,7 +40,6 @@ import cv2
 import numpy as np
 import torch
 
-from benchmarks._timing import time_interleaved
 from handdgp_models.data import FreiHAND, HandInputPipeline, PipelineConfig, make_loader
 
 SIZE = 224
@@ -114,22 +117,49 @@ def _pass(dataset: FreiHAND, pipeline: HandInputPipeline | None, indices: list[i
     return run
 
 
-def _loader_rate(dataset: FreiHAND, pipeline: HandInputPipeline | None, workers: int,
-                 batch: int, epochs: int) -> float:
+def _main_rates(passes: dict, images: int, reps: int, budget_s: float) -> dict:
+    """Per pass: (images/s wall, images/s of CPU time), medians of interleaved repetitions."""
+    for fn in passes.values():  # warm-up
+        fn()
+    wall: dict[str, list[float]] = {k: [] for k in passes}
+    cpu: dict[str, list[float]] = {k: [] for k in passes}
+    start = time.perf_counter()
+    for rep in range(reps):
+        for name, fn in passes.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(images / (time.perf_counter() - t0))
+            cpu[name].append(images / (time.process_time() - c0))
+        if rep >= 2 and time.perf_counter() - start > budget_s:
+            break
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in passes}
+
+
+def _children_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _loader_rates(dataset: FreiHAND, pipeline: HandInputPipeline | None, workers: int,
+                  batch: int, epochs: int) -> tuple[float, float]:
+    """(images/s wall, median of the timed epochs; images per worker CPU second, over every
+    epoch, read from the reaped workers' rusage)."""
     if pipeline is None:
-        # raw samples differ in nothing but values; batch them as they come
         pipeline = _identity
+    cpu0 = _children_cpu_s()
     loader = make_loader(dataset, pipeline, batch_size=batch, shuffle=True,
                          num_workers=workers, seed=0)
-    rates = []
+    rates, total = [], 0
     for epoch in range(epochs + 1):
         t0 = time.perf_counter()
         n = sum(len(b["index"]) if "index" in b else len(b["view1"]["index"])
                 for b in loader)
+        total += n
         if epoch:  # the first epoch starts the workers
             rates.append(n / (time.perf_counter() - t0))
-    del loader
-    return statistics.median(rates)
+    del loader  # the persistent workers are joined (reaped) here: their rusage counts
+    gc.collect()
+    return statistics.median(rates), total / (_children_cpu_s() - cpu0)
 
 
 def _identity(sample: dict, generator: torch.Generator | None = None) -> dict:
@@ -161,29 +191,30 @@ def main(argv: list[str] | None = None) -> None:
                      for k, c in configs.items()}
         indices = list(range(min(64, len(dataset))))
         gen = torch.Generator().manual_seed(0)
-        per_pass = time_interleaved(
-            {k: _pass(dataset, p, indices, gen) for k, p in pipelines.items()},
-            reps=15, warmup=1, budget_s=30.0 if not args.quick else 2.0)
-        rows = []
-        for name, seconds in per_pass.items():
-            rate = len(indices) / seconds
-            rows.append((name, "main, 1 thread", rate, rate))
+        main_rates = _main_rates({k: _pass(dataset, p, indices, gen)
+                                  for k, p in pipelines.items()}, len(indices), reps=15,
+                                 budget_s=2.0 if args.quick else 30.0)
+        rows = [(name, "main, 1 thread", wall, cpu) for name, (wall, cpu) in main_rates.items()]
         for workers in args.workers:
             for name, pipe in pipelines.items():
-                rate = _loader_rate(dataset, pipe, workers, args.batch, args.epochs)
+                wall, cpu = _loader_rates(dataset, pipe, workers, args.batch, args.epochs)
                 rows.append((name, f"DataLoader, {workers} worker{'s' * (workers > 1)}",
-                             rate, rate / workers))
+                             wall, cpu))
 
         print(f"Input pipeline on {args.num} FreiHAND-layout {SIZE}x{SIZE} JPEGs (+ masks); "
               f"mode={args.mode}, focal={args.focal:g}, out {SIZE} px; "
               f"target {TARGET_PER_CORE:.0f} images/s per core")
-        header = f"{'stage':36s} {'where':22s} {'images/s':>9s} {'per core':>9s}"
+        header = (f"{'stage':34s} {'where':22s} {'images/s':>9s} {'per core':>9s} "
+                  f"{'per CPU-s':>10s}")
         print(header)
         print("-" * len(header))
-        for name, where, rate, per_core in rows:
-            print(f"{name:36s} {where:22s} {rate:9.0f} {per_core:9.0f}")
-        print("(two views: each image gives two network inputs; 'images/s' counts dataset "
-              "images)")
+        for name, where, wall, cpu in rows:
+            procs = int(where.split(",")[1].split()[0]) if "worker" in where else 1
+            print(f"{name:34s} {where:22s} {wall:9.0f} {wall / procs:9.0f} {cpu:10.0f}")
+        print("images/s: wall clock; per core: images/s divided by the worker processes; "
+              "per CPU-s: images per CPU second of the processes doing the work (less "
+              "sensitive to a loaded machine). Two views: each image gives two network "
+              "inputs; the counts are dataset images.")
 
         if args.profile:
             prof = cProfile.Profile()
