@@ -11,12 +11,13 @@ source file size and modification time (nanoseconds), the same entry shape, and 
 has the recorded size and CRC-32 and loads with the recorded shape. Anything else — a
 changed source, a missing, truncated or corrupt file — is reported with one
 ``warnings.warn`` and the entry is rebuilt. Files are written to a temporary name and moved
-into place with ``os.replace``, so a reader never sees a partial file and concurrent
-builders of the same entry are safe.
+into place with ``os.replace``, so a reader never sees a partial file; a build holds a lock
+on the directory, so concurrent processes (DDP ranks) convert each file once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -24,11 +25,17 @@ import os
 import tempfile
 import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from .json_arrays import parse_json_array
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
 
 __all__ = ["CACHE_ENV", "CACHE_FORMAT_VERSION", "ArrayCache", "default_cache_dir"]
 
@@ -119,8 +126,25 @@ class ArrayCache:
                 return np.load(array_path, mmap_mode="r")
             warnings.warn(f"annotation cache {array_path} of {source} is {problem}; "
                           "rebuilding it", stacklevel=2)
-        self._build(source, shape, key, array_path, meta_path)
+        with self._exclusive():
+            # another process (a DDP rank) may have built it while this one waited
+            if not (meta_path.exists() and self._problem(array_path, meta_path, key) is None):
+                self._build(source, shape, key, array_path, meta_path)
         return np.load(array_path, mmap_mode="r")
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold an exclusive lock on the cache directory (POSIX ``flock``; no-op elsewhere),
+        so that concurrent processes convert each file once."""
+        if fcntl is None:
+            yield
+            return
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     @staticmethod
     def _key(source: Path, shape: tuple[int, ...]) -> dict:

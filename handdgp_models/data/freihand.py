@@ -83,7 +83,8 @@ class FreiHAND(Dataset):
             when ``root`` is writable, else ``$HANDDGP_CACHE/freihand-<hash>`` (default
             ``~/.cache/handdgp``). The first load converts each JSON file (bounded memory);
             later loads memory-map the arrays, shared by DataLoader workers. A stale or
-            damaged entry is reported with a warning and rebuilt.
+            damaged entry is reported with a warning and rebuilt. Use one directory per
+            dataset root.
 
     Each item is a dict: ``image`` uint8 (H, W, 3) RGB; ``K`` float32 (3, 3); when ground
     truth is present ``joints3d`` (21, 3) and ``verts3d`` (778, 3) float32 metres (OpenCV

@@ -3,6 +3,8 @@
 import json
 import os
 import pickle
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -115,6 +117,34 @@ def test_damaged_entry_is_rebuilt_with_one_warning(tmp_path, source, damage, rea
     np.testing.assert_array_equal(arr, data)
     assert _load(cache, path)[1] == []
     assert len(list(cache.directory.iterdir())) == 2  # no temporary files left
+
+
+def test_concurrent_loads_convert_once(tmp_path, source, monkeypatch):
+    """Processes (here threads, each with its own lock handle) sharing a cache directory
+    convert a file once: the others wait for the lock and map the result."""
+    path, data = source
+    calls = []
+    parse = array_cache.parse_json_array
+
+    def slow_parse(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.2)
+        return parse(*args, **kwargs)
+
+    monkeypatch.setattr(array_cache, "parse_json_array", slow_parse)
+    results = [None] * 3
+
+    def load(k):
+        results[k] = ArrayCache(tmp_path / "cache").load(path, (2, 3))
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    for arr in results:
+        np.testing.assert_array_equal(arr, data)
 
 
 def test_malformed_source_names_the_file_and_leaves_no_entry(tmp_path, source):
