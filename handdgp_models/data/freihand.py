@@ -11,6 +11,12 @@ Layout under ``root``::
 FreiHAND annotations are already OpenCV camera space in metres with joints in the
 FreiHAND/OpenPose order, so no conversion is needed. ``N`` is the number of annotations
 (32,560 for the official training split, 3,960 for evaluation).
+
+The JSON annotation files are converted once into float32 ``.npy`` files of an
+:class:`~.array_cache.ArrayCache` and memory-mapped afterwards (see ``cache_dir``).
+
+Test-time protocol: the evaluation split uses the release's fixed centred box of side
+``fixed_side`` (100 px), never the ground truth, unless ``box="keypoints"`` is asked for.
 """
 
 from __future__ import annotations
@@ -27,18 +33,23 @@ from ._io import (
     box_from_points,
     check_intrinsics,
     check_joints,
-    json_array,
     project,
     read_mask,
     read_rgb,
     require_file,
 )
+from .array_cache import ArrayCache, default_cache_dir
 
 __all__ = ["FREIHAND_VERSIONS", "FreiHAND"]
 
 FREIHAND_VERSIONS = ("gs", "hom", "sample", "auto")
 _SPLITS = ("training", "evaluation")
 _BOXES = ("auto", "keypoints", "fixed")
+#: Side in pixels of the release's fixed evaluation box.
+FIXED_BOX_SIDE = 100.0
+# annotation file suffix -> shape of one entry; mano entries are [[48 pose, 10 shape,
+# 2 uv_root, 1 scale]]
+_ANNOTATIONS = {"K": (3, 3), "xyz": (NUM_KEYPOINTS, 3), "verts": (NUM_VERTS, 3), "mano": (1, 61)}
 
 
 def _version_ids(version: str | int | Sequence[str | int]) -> tuple[int, ...]:
@@ -56,6 +67,11 @@ def _version_ids(version: str | int | Sequence[str | int]) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _copy32(array: np.ndarray) -> np.ndarray:
+    """A plain (not memory-mapped) float32 copy."""
+    return np.array(array, dtype=np.float32)
+
+
 class FreiHAND(Dataset):
     """FreiHAND training or evaluation split.
 
@@ -65,27 +81,37 @@ class FreiHAND(Dataset):
         version: training image version(s): ``"gs"`` (green screen), ``"hom"``, ``"sample"``,
             ``"auto"``, an int 0-3, or a sequence of them (concatenated in that order).
             Ignored for the evaluation split, which has one version.
-        box: ``"keypoints"`` (square box around the projected ground-truth joints),
-            ``"fixed"`` (the release's centred box of side ``fixed_side`` pixels) or
-            ``"auto"`` (keypoints when ground truth is present, else fixed).
+        box: ``"auto"`` (the default: keypoint boxes on the training split, the fixed box
+            on the evaluation split — the benchmark protocol), ``"fixed"`` (the release's
+            centred box of side ``fixed_side`` on either split) or ``"keypoints"`` (square
+            box around the projected ground-truth joints; on the evaluation split an
+            explicit opt-in that needs the ground truth and is *not* the test protocol).
         fixed_side: side of the fixed box in pixels (the release uses 100).
         load_masks: return ``mask`` when ``training/mask/%08d.jpg`` exists.
+        cache_dir: directory of the converted annotation arrays. None: ``root/.handdgp_cache``
+            when ``root`` is writable, else ``$HANDDGP_CACHE/freihand-<hash>`` (default
+            ``~/.cache/handdgp``). The first load converts each JSON file (bounded memory);
+            later loads memory-map the arrays, shared by DataLoader workers. A stale or
+            damaged entry is reported with a warning and rebuilt. Use one directory per
+            dataset root.
 
     Each item is a dict: ``image`` uint8 (H, W, 3) RGB; ``K`` float32 (3, 3); when ground
     truth is present ``joints3d`` (21, 3) and ``verts3d`` (778, 3) float32 metres (OpenCV
     camera), ``joints2d`` (21, 2) pixels, ``pose`` (48,), ``shape`` (10,); ``mask`` uint8
     (H, W) 0/1 when available; ``box`` float32 (3,) = (centre_u, centre_v, side) pixels;
-    ``index`` int; ``name`` ``"freihand"``.
+    ``index`` int; ``name`` ``"freihand"``. Arrays are fresh copies (never memory maps).
 
     Raises:
         FileNotFoundError / ValueError: naming the missing or corrupt file.
+        OSError: naming the cache directory when it cannot be written.
     """
 
     name = "freihand"
 
     def __init__(self, root: str | os.PathLike, split: str = "training",
                  version: str | int | Sequence[str | int] = "gs", *, box: str = "auto",
-                 fixed_side: float = 100.0, load_masks: bool = True) -> None:
+                 fixed_side: float = FIXED_BOX_SIDE, load_masks: bool = True,
+                 cache_dir: str | os.PathLike | None = None) -> None:
         if split not in _SPLITS:
             raise ValueError(f"split: expected one of {_SPLITS}, got {split!r}")
         if box not in _BOXES:
@@ -99,30 +125,54 @@ class FreiHAND(Dataset):
         self.versions = _version_ids(version) if split == "training" else (0,)
         self.fixed_side = float(fixed_side)
         self.load_masks = load_masks
-
-        self.K = json_array(self.root / f"{split}_K.json", (3, 3))
-        n = len(self.K)
-        self.num_annotations = n
         xyz_path = self.root / f"{split}_xyz.json"
         self.has_gt = split == "training" or xyz_path.is_file()
-        self.xyz = self.verts = self.mano = None
-        if self.has_gt:
-            self.xyz = self._load(xyz_path, (NUM_KEYPOINTS, 3), n)
-            self.verts = self._load(self.root / f"{split}_verts.json", (NUM_VERTS, 3), n)
-            mano_path = self.root / f"{split}_mano.json"
-            if mano_path.is_file():
-                # each entry is [[48 pose, 10 shape, 2 uv_root, 1 scale]]
-                self.mano = self._load(mano_path, (1, 61), n)[:, 0]
-        self.box_mode = ("keypoints" if self.has_gt else "fixed") if box == "auto" else box
-        if self.box_mode == "keypoints" and not self.has_gt:
+        if box == "auto":
+            box = "keypoints" if split == "training" else "fixed"
+        if box == "keypoints" and not self.has_gt:
             raise ValueError(f"box='keypoints' needs {xyz_path}, which is missing")
+        self.box_mode = box
 
-    @staticmethod
-    def _load(path: Path, shape: tuple[int, ...], n: int) -> np.ndarray:
-        arr = json_array(require_file(path), shape)
-        if len(arr) != n:
-            raise ValueError(f"{path}: {len(arr)} entries but the K file has {n}")
-        return arr
+        require_file(self.root / f"{split}_K.json")
+        self.cache = ArrayCache(default_cache_dir(self.root, self.name) if cache_dir is None
+                                else cache_dir)
+        # which annotation files to map; reopened by name after unpickling (spawned workers)
+        self._annotation_names = ["K"]
+        if self.has_gt:
+            self._annotation_names += ["xyz", "verts"]
+            if (self.root / f"{split}_mano.json").is_file():
+                self._annotation_names.append("mano")
+        self._map_annotations(check=True)
+
+    def _map_annotations(self, check: bool) -> None:
+        """Set ``K``, ``xyz``, ``verts``, ``mano`` (memory maps, None when absent)."""
+        arrays = {}
+        for key in self._annotation_names:
+            path = self.root / f"{self.split}_{key}.json"
+            if check:
+                arrays[key] = self.cache.load(path, _ANNOTATIONS[key])
+            else:
+                arrays[key] = np.load(self.cache.paths(path)[0], mmap_mode="r")
+        self.K = arrays["K"]
+        n = len(self.K)
+        self.num_annotations = n
+        for key in ("xyz", "verts", "mano"):
+            if check and key in arrays and len(arrays[key]) != n:
+                raise ValueError(f"{self.root / f'{self.split}_{key}.json'}: "
+                                 f"{len(arrays[key])} entries but the K file has {n}")
+        self.xyz, self.verts = arrays.get("xyz"), arrays.get("verts")
+        self.mano = arrays["mano"][:, 0] if "mano" in arrays else None
+
+    def __getstate__(self) -> dict:
+        # memory maps would be pickled as full copies; send the file names instead
+        state = dict(self.__dict__)
+        for key in ("K", "xyz", "verts", "mano"):
+            state[key] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._map_annotations(check=False)
 
     def __len__(self) -> int:
         return self.num_annotations * len(self.versions)
@@ -139,17 +189,17 @@ class FreiHAND(Dataset):
         index = index % len(self)
         i = index % self.num_annotations
         image = read_rgb(self.image_path(index))
-        K = check_intrinsics(self.K[i], self.root / f"{self.split}_K.json", i)
+        K = check_intrinsics(_copy32(self.K[i]), self.root / f"{self.split}_K.json", i)
         sample: dict = {"image": image, "K": K, "index": int(index), "name": self.name}
         if self.has_gt:
-            joints3d = check_joints(self.xyz[i], self.root / f"{self.split}_xyz.json", i)
+            joints3d = check_joints(_copy32(self.xyz[i]), self.root / f"{self.split}_xyz.json", i)
             sample["joints3d"] = joints3d
-            sample["verts3d"] = check_joints(self.verts[i], self.root / f"{self.split}_verts.json",
-                                             i, "verts")
+            sample["verts3d"] = check_joints(_copy32(self.verts[i]),
+                                             self.root / f"{self.split}_verts.json", i, "verts")
             sample["joints2d"] = project(joints3d, K)
             if self.mano is not None:
-                sample["pose"] = self.mano[i, :48].copy()
-                sample["shape"] = self.mano[i, 48:58].copy()
+                sample["pose"] = _copy32(self.mano[i, :48])
+                sample["shape"] = _copy32(self.mano[i, 48:58])
         mask_path = self.root / self.split / "mask" / f"{i:08d}.jpg"
         if self.load_masks and mask_path.is_file():
             sample["mask"] = read_mask(mask_path)

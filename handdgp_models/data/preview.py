@@ -45,7 +45,7 @@ def _dataset(root: str | None, name: str, num: int, seed: int, camera: str):
     if name == "freihand":
         from .freihand import FreiHAND
 
-        return FreiHAND(root, split="train"), None
+        return FreiHAND(root, split="training"), None
     if name == "ho3d":
         from .ho3d import HO3D
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from handdgp_models.data import FreiHAND
+from handdgp_models.data._io import box_from_points
 from tests.handdgp_models.fixtures import write_freihand
 
 
@@ -44,6 +45,12 @@ def test_training_round_trip(fh):
         assert s["name"] == "freihand" and s["index"] == i
 
 
+def test_training_fixed_box(fh):
+    root, _ = fh
+    s = FreiHAND(root, box="fixed", fixed_side=90)[2]
+    np.testing.assert_allclose(s["box"], [111.5, 111.5, 90.0])
+
+
 @pytest.mark.parametrize("version, offset", [("hom", 1), (2, 2), ("auto", 3)])
 def test_versions_pick_images_and_share_annotations(fh, version, offset):
     root, w = fh
@@ -78,8 +85,33 @@ def test_evaluation_without_and_with_gt(tmp_path):
     w = write_freihand(tmp_path / "b", num=2, split="evaluation")
     s = FreiHAND(tmp_path / "b", "evaluation")[0]
     np.testing.assert_allclose(s["verts3d"], w["verts"][0], atol=1e-6)
-    assert s["box"][2] != 100.0  # keypoint box when the ground truth is present
-    assert FreiHAND(tmp_path / "b", "evaluation", box="fixed")[0]["box"][2] == 100.0
+    np.testing.assert_allclose(s["box"], [111.5, 111.5, 100.0])  # the protocol, not the GT
+    s = FreiHAND(tmp_path / "b", "evaluation", box="keypoints")[0]  # explicit opt-in only
+    np.testing.assert_allclose(s["box"], box_from_points(s["joints2d"]))
+    assert s["box"][2] != 100.0
+
+
+def test_evaluation_inputs_do_not_depend_on_ground_truth(tmp_path):
+    """Changing (or removing) the evaluation ground truth changes no evaluation input."""
+    write_freihand(tmp_path, num=3, split="evaluation", seed=1)
+    before = [FreiHAND(tmp_path, "evaluation")[i] for i in range(3)]
+    other = write_freihand(tmp_path / "other", num=3, split="evaluation", seed=2)
+    for name in ("xyz", "verts"):
+        data = (other[name] * 1.7 + 0.05).tolist()
+        (tmp_path / f"evaluation_{name}.json").write_text(json.dumps(data))
+    with pytest.warns(UserWarning, match="stale"):
+        after = FreiHAND(tmp_path, "evaluation")
+    for i in range(3):
+        np.testing.assert_allclose(after[i]["joints3d"], other["xyz"][i] * 1.7 + 0.05,
+                                   atol=1e-6)  # the new ground truth is what is loaded
+        np.testing.assert_array_equal(after[i]["box"], before[i]["box"])
+        np.testing.assert_array_equal(after[i]["image"], before[i]["image"])
+    for name in ("xyz", "verts", "mano"):
+        (tmp_path / f"evaluation_{name}.json").unlink()
+    without = FreiHAND(tmp_path, "evaluation")
+    for i in range(3):
+        np.testing.assert_array_equal(without[i]["box"], before[i]["box"])
+        np.testing.assert_array_equal(without[i]["image"], before[i]["image"])
 
 
 def test_missing_and_corrupt_files_are_named(tmp_path):
@@ -90,10 +122,16 @@ def test_missing_and_corrupt_files_are_named(tmp_path):
     with pytest.raises(ValueError, match="00000000.jpg"):
         FreiHAND(tmp_path)[0]
     (tmp_path / "training_verts.json").write_text("[[1, 2")
-    with pytest.raises(ValueError, match="training_verts.json"):
+    with pytest.warns(UserWarning, match="stale"), \
+            pytest.raises(ValueError, match="training_verts.json"):
         FreiHAND(tmp_path)
     (tmp_path / "training_verts.json").write_text(json.dumps([[[0, 0, 1]]]))
-    with pytest.raises(ValueError, match="training_verts.json"):
+    with pytest.warns(UserWarning, match="stale"), \
+            pytest.raises(ValueError, match="training_verts.json"):
+        FreiHAND(tmp_path)
+    (tmp_path / "training_verts.json").write_text(json.dumps([[[0, 0, 1]] * 778]))
+    with pytest.warns(UserWarning, match="stale"), \
+            pytest.raises(ValueError, match="training_verts.json: 1 entries but the K file"):
         FreiHAND(tmp_path)
     (tmp_path / "training_xyz.json").unlink()
     with pytest.raises(FileNotFoundError, match="training_xyz.json"):
