@@ -80,7 +80,7 @@ def test_preview_of_a_dataset_root_uses_the_loader(tmp_path, monkeypatch):
     module.FreiHAND = FakeFreiHAND
     monkeypatch.setitem(sys.modules, "handdgp_models.data.freihand", module)
     path = preview(tmp_path / "f.png", num=2, root="some/root", dataset="freihand", tile=32)
-    assert seen["args"] == ("some/root", "train")
+    assert seen["args"] == ("some/root", "training")  # FreiHAND's split name
     assert cv2.imread(str(path)).shape == (32, 64, 3)
     with pytest.raises(ValueError, match="dataset"):
         preview(tmp_path / "g.png", num=1, root="r", dataset="other")
