@@ -13,31 +13,82 @@ import torch
 
 __all__ = ["warp_perspective", "MODES", "PADDING_MODES"]
 
-MODES = ("bilinear", "nearest")
-PADDING_MODES = ("zeros", "border", "reflection")
+from . import _C
+from ._validation import check_device, check_floating, check_like, check_shape, has_values
 
-# Matches kMinRelDet in csrc/warp/warp_kernel.h: |det(H / max|H|)| at or below this is singular.
-_MIN_REL_DET = 1e-12
+MODES: tuple[str, ...] = _C.WARP_MODES
+PADDING_MODES: tuple[str, ...] = _C.WARP_PADDING_MODES
+
+# |det(H / max|H|)| at or below this counts as singular (kMinRelDet of the kernels).
+_MIN_REL_DET: float = _C.WARP_MIN_REL_DET
 
 _op = torch.ops.dgp_ops.warp_perspective
-_op_backward = torch.ops.dgp_ops.warp_perspective_backward
+_FWD = "warp_perspective"
+_BWD = "warp_perspective_backward"
+
+
+def _check_modes(op: str, mode: str, padding_mode: str) -> None:
+    torch._check_value(
+        mode in MODES, lambda: f"{op}: mode must be 'bilinear' or 'nearest', got '{mode}'"
+    )
+    torch._check_value(
+        padding_mode in PADDING_MODES,
+        lambda: f"{op}: padding_mode must be 'zeros', 'border' or 'reflection', got "
+        f"'{padding_mode}'",
+    )
+
+
+def _check_image_and_h(op: str, image, H, allow_uint8: bool) -> None:
+    """The C++ launchers' checks (csrc/warp/warp_checks.h) for the fake kernels."""
+    check_shape(op, "image", image, (None, None, None, None), "(B, C, H, W)")
+    is_u8 = image.dtype == torch.uint8
+    if allow_uint8:
+        torch._check_type(
+            is_u8 or image.dtype in (torch.float32, torch.float64),
+            lambda: f"{op}: image must be uint8, float32 or float64, got {image.dtype}",
+        )
+    else:
+        check_floating(op, "image", image)
+    check_shape(op, "H", H, (image.shape[0], 3, 3), "(B, 3, 3)")
+    check_floating(op, "H", H)
+    if is_u8:
+        check_device(op, "H", H, "image", image)
+    else:
+        check_like(op, "H", H, "image", image)
+    torch._check_value(
+        image.shape[2] > 0 and image.shape[3] > 0,
+        lambda: f"{op}: image height and width must be positive, got {list(image.shape)}",
+    )
+
+
+def _check_out_size(op: str, out_h: int, out_w: int) -> None:
+    torch._check_value(
+        out_h > 0 and out_w > 0,
+        lambda: f"{op}: out_h and out_w must be positive, got ({out_h}, {out_w})",
+    )
 
 
 @torch.library.register_fake("dgp_ops::warp_perspective")
-def _warp_fake(image, H, out_h, out_w, mode, padding_mode):
-    torch._check(image.dim() == 4, lambda: "image must be (B, C, H, W)")
-    torch._check(H.dim() == 3 and H.shape[1:] == (3, 3), lambda: "H must be (B, 3, 3)")
-    torch._check(H.shape[0] == image.shape[0], lambda: "H and image batch sizes differ")
-    torch._check(H.dtype == image.dtype, lambda: "H must have the dtype of image")
-    torch._check(out_h > 0 and out_w > 0, lambda: "out_h and out_w must be positive")
-    return image.new_empty((image.shape[0], image.shape[1], out_h, out_w))
+def _warp_fake(image, H, out_h, out_w, mode="bilinear", padding_mode="zeros"):
+    _check_image_and_h(_FWD, image, H, allow_uint8=True)
+    _check_out_size(_FWD, out_h, out_w)
+    _check_modes(_FWD, mode, padding_mode)
+    shape = (image.shape[0], image.shape[1], out_h, out_w)
+    return image.new_empty(shape)
 
 
 @torch.library.register_fake("dgp_ops::warp_perspective_backward")
 def _warp_backward_fake(
     grad_output, image, H, mode, padding_mode, image_requires_grad, H_requires_grad
 ):
-    torch._check(grad_output.dim() == 4, lambda: "grad_output must be (B, C, out_h, out_w)")
+    _check_image_and_h(_BWD, image, H, allow_uint8=False)
+    check_shape(
+        _BWD, "grad_output", grad_output, (image.shape[0], image.shape[1], None, None),
+        "(B, C, out_h, out_w)",
+    )
+    check_like(_BWD, "grad_output", grad_output, "image", image)
+    _check_out_size(_BWD, grad_output.shape[2], grad_output.shape[3])
+    _check_modes(_BWD, mode, padding_mode)
     # A gradient that is not requested is returned as an empty tensor.
     grad_image = (
         torch.empty_like(image, memory_format=torch.contiguous_format)
@@ -52,32 +103,7 @@ def _warp_backward_fake(
     return grad_image, grad_h
 
 
-def _setup_context(ctx, inputs, output):
-    image, H, _out_h, _out_w, mode, padding_mode = inputs
-    ctx.save_for_backward(image, H)
-    ctx.mode = mode
-    ctx.padding_mode = padding_mode
-
-
-def _backward(ctx, grad_output):
-    image, H = ctx.saved_tensors
-    need_image, need_h = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-    grad_image, grad_h = _op_backward(
-        grad_output, image, H, ctx.mode, ctx.padding_mode, need_image, need_h
-    )
-    return (
-        grad_image if need_image else None,
-        grad_h if need_h else None,
-        None,
-        None,
-        None,
-        None,
-    )
-
-
-torch.library.register_autograd(
-    "dgp_ops::warp_perspective", _backward, setup_context=_setup_context
-)
+# Autograd is registered in C++ (csrc/warp/warp_autograd.cpp).
 
 
 def _check_h_values(H: torch.Tensor) -> None:
@@ -171,6 +197,6 @@ def warp_perspective(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
-    if not torch.compiler.is_compiling():
+    if has_values(H):
         _check_h_values(H)
     return _op(image, H.contiguous(), out_h, out_w, mode, padding_mode)

@@ -73,6 +73,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor&
                                                    const at::Tensor& points2d,
                                                    const at::Tensor& K, const at::Tensor& weights,
                                                    double damping) {
+  dlt::check_forward_args(dlt::kForwardOp, points3d, points2d, K, weights, damping);
   const auto p3 = points3d.contiguous();
   const auto p2 = points2d.contiguous();
   const auto [k, ks] = intrinsics_view(K);
@@ -95,14 +96,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor&
       forward_range<scalar_t>(begin, end, N, damping, p3d, p2d, kd, ks, wd, td, vd, sd);
     });
   });
-  TORCH_CHECK_VALUE(!negative_weights.load(), "weights must be non-negative");
+  TORCH_CHECK_VALUE(!negative_weights.load(), dlt::kForwardOp, ": weights must be non-negative");
   return {t, valid, saved};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dlt_backward_cpu(
     const at::Tensor& grad_t, const at::Tensor& points3d, const at::Tensor& points2d,
     const at::Tensor& K, const at::Tensor& weights, const at::Tensor& saved, double damping) {
-  dlt::check_saved(saved, points3d.size(0));
+  dlt::check_backward_args(grad_t, points3d, points2d, K, weights, saved, damping);
   const auto gt = grad_t.contiguous();
   const auto sv = saved.contiguous();
   const auto p3 = points3d.contiguous();

@@ -11,6 +11,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <tuple>
+
 #include <algorithm>
 #include <array>
 #include <type_traits>
@@ -22,6 +24,7 @@
 #endif
 #include <vector>
 
+#include "warp/warp_checks.h"
 #include "warp/warp_kernel.h"
 
 namespace dgp_ops {
@@ -56,24 +59,6 @@ at::Tensor alloc_fresh_zeroed(at::IntArrayRef sizes, const at::TensorOptions& op
   (void)opts;
   return at::Tensor();
 #endif
-}
-
-void check_inputs(const at::Tensor& image, const at::Tensor& H, int interp, int pad) {
-  TORCH_CHECK(image.dim() == 4, "warp_perspective: image must be (B, C, H, W), got ",
-              image.sizes());
-  TORCH_CHECK(H.dim() == 3 && H.size(0) == image.size(0) && H.size(1) == 3 && H.size(2) == 3,
-              "warp_perspective: H must be (B, 3, 3) with B = image.size(0), got ", H.sizes());
-  TORCH_CHECK(image.scalar_type() == at::kFloat || image.scalar_type() == at::kDouble,
-              "warp_perspective: image must be float32 or float64");
-  TORCH_CHECK(H.scalar_type() == image.scalar_type(),
-              "warp_perspective: H must have the dtype of image");
-  TORCH_CHECK(image.size(2) > 0 && image.size(3) > 0,
-              "warp_perspective: image height and width must be positive");
-  TORCH_CHECK(image.size(2) * image.size(3) < (int64_t(1) << 31) - image.size(3) - 2,
-              "warp_perspective: image planes must have fewer than 2^31 pixels");
-  TORCH_CHECK(interp >= 0, "warp_perspective: mode must be 'bilinear' or 'nearest'");
-  TORCH_CHECK(pad >= 0,
-              "warp_perspective: padding_mode must be 'zeros', 'border' or 'reflection'");
 }
 
 template <typename T>
@@ -468,9 +453,8 @@ void dispatch_modes(int interp, int pad, F&& f) {
 at::Tensor warp_perspective_cpu(const at::Tensor& image, const at::Tensor& H, int64_t out_h,
                                 int64_t out_w, c10::string_view mode,
                                 c10::string_view padding_mode) {
-  const int interp = interp_code(mode), pad = padding_code(padding_mode);
-  check_inputs(image, H, interp, pad);
-  TORCH_CHECK(out_h > 0 && out_w > 0, "warp_perspective: out_h and out_w must be positive");
+  int interp, pad;
+  std::tie(interp, pad) = check_forward_args(image, H, out_h, out_w, mode, padding_mode);
   const at::Tensor img = image.contiguous(), Hc = H.contiguous();
   const std::array<int64_t, 4> out_sizes = {img.size(0), img.size(1), out_h, out_w};
   at::Tensor out = alloc_fresh_zeroed(out_sizes, img.options());
@@ -489,15 +473,8 @@ std::tuple<at::Tensor, at::Tensor> warp_perspective_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& image, const at::Tensor& H,
     c10::string_view mode, c10::string_view padding_mode, bool image_requires_grad,
     bool H_requires_grad) {
-  const int interp = interp_code(mode), pad = padding_code(padding_mode);
-  check_inputs(image, H, interp, pad);
-  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == image.size(0) &&
-                  grad_output.size(1) == image.size(1),
-              "warp_perspective_backward: grad_output must be (B, C, out_h, out_w)");
-  TORCH_CHECK(grad_output.scalar_type() == image.scalar_type(),
-              "warp_perspective_backward: grad_output must have the dtype of image");
-  TORCH_CHECK(grad_output.size(2) > 0 && grad_output.size(3) > 0,
-              "warp_perspective_backward: grad_output must have positive height and width");
+  int interp, pad;
+  std::tie(interp, pad) = check_backward_args(grad_output, image, H, mode, padding_mode);
   const at::Tensor img = image.contiguous(), Hc = H.contiguous();
   const bool need_h = H_requires_grad && interp == kBilinear;
   // A gradient that is not requested comes back as an empty tensor. The image gradient is

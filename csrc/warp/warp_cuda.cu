@@ -8,6 +8,9 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <tuple>
+
+#include "warp/warp_checks.h"
 #include "warp/warp_kernel.h"
 
 namespace dgp_ops {
@@ -15,6 +18,8 @@ namespace warp {
 namespace {
 
 constexpr int kThreads = 256;
+// Items are blockIdx.y.
+constexpr int64_t kMaxGridY = 65535;
 // Per-item parameters on the device: N (9), Hinv (9), c, valid.
 constexpr int kParamStride = 20;
 
@@ -140,23 +145,6 @@ void dispatch_modes(int interp, int pad, F&& f) {
   return f(std::integral_constant<int, kNearest>{}, std::integral_constant<int, kReflection>{});
 }
 
-void check_inputs(const at::Tensor& image, const at::Tensor& H, int interp, int pad) {
-  TORCH_CHECK(image.dim() == 4, "warp_perspective: image must be (B, C, H, W)");
-  TORCH_CHECK(H.dim() == 3 && H.size(0) == image.size(0) && H.size(1) == 3 && H.size(2) == 3,
-              "warp_perspective: H must be (B, 3, 3) with B = image.size(0)");
-  TORCH_CHECK(image.scalar_type() == at::kFloat || image.scalar_type() == at::kDouble,
-              "warp_perspective: image must be float32 or float64");
-  TORCH_CHECK(H.scalar_type() == image.scalar_type(),
-              "warp_perspective: H must have the dtype of image");
-  TORCH_CHECK(H.device() == image.device(), "warp_perspective: H and image devices differ");
-  TORCH_CHECK(image.size(2) > 0 && image.size(3) > 0,
-              "warp_perspective: image height and width must be positive");
-  TORCH_CHECK(image.size(0) <= 65535, "warp_perspective: CUDA batch must be at most 65535");
-  TORCH_CHECK(interp >= 0, "warp_perspective: mode must be 'bilinear' or 'nearest'");
-  TORCH_CHECK(pad >= 0,
-              "warp_perspective: padding_mode must be 'zeros', 'border' or 'reflection'");
-}
-
 at::Tensor prepare_params(const at::Tensor& Hc) {
   const int64_t B = Hc.size(0);
   at::Tensor params = at::empty({B, kParamStride}, Hc.options().dtype(at::kDouble));
@@ -172,9 +160,10 @@ at::Tensor prepare_params(const at::Tensor& Hc) {
 at::Tensor warp_perspective_cuda(const at::Tensor& image, const at::Tensor& H, int64_t out_h,
                                  int64_t out_w, c10::string_view mode,
                                  c10::string_view padding_mode) {
-  const int interp = interp_code(mode), pad = padding_code(padding_mode);
-  check_inputs(image, H, interp, pad);
-  TORCH_CHECK(out_h > 0 && out_w > 0, "warp_perspective: out_h and out_w must be positive");
+  int interp, pad;
+  std::tie(interp, pad) = check_forward_args(image, H, out_h, out_w, mode, padding_mode);
+  TORCH_CHECK_VALUE(image.size(0) <= kMaxGridY, kForwardOp, ": the CUDA kernels take at most ",
+                    kMaxGridY, " images per call, got ", image.size(0));
   const c10::cuda::CUDAGuard guard(image.device());
   const at::Tensor img = image.contiguous(), Hc = H.contiguous();
   const int64_t B = img.size(0), C = img.size(1);
@@ -200,13 +189,11 @@ std::tuple<at::Tensor, at::Tensor> warp_perspective_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& image, const at::Tensor& H,
     c10::string_view mode, c10::string_view padding_mode, bool image_requires_grad,
     bool H_requires_grad) {
-  const int interp = interp_code(mode), pad = padding_code(padding_mode);
-  check_inputs(image, H, interp, pad);
-  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == image.size(0) &&
-                  grad_output.size(1) == image.size(1),
-              "warp_perspective_backward: grad_output must be (B, C, out_h, out_w)");
-  TORCH_CHECK(grad_output.scalar_type() == image.scalar_type(),
-              "warp_perspective_backward: grad_output must have the dtype of image");
+  int interp, pad;
+  std::tie(interp, pad) = check_backward_args(grad_output, image, H, mode, padding_mode);
+  TORCH_CHECK_VALUE(image.size(0) <= kMaxGridY, kBackwardOp,
+                    ": the CUDA kernels take at most ", kMaxGridY, " images per call, got ",
+                    image.size(0));
   const c10::cuda::CUDAGuard guard(image.device());
   const at::Tensor img = image.contiguous(), Hc = H.contiguous();
   const at::Tensor g = grad_output.contiguous();

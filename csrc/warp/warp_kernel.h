@@ -294,17 +294,22 @@ HOST_DEVICE inline void backward_pixel(const Footprint<T>& f, T x, T y, const T*
   dN[8] += gw;
 }
 
-// Mode strings of the op schema to codes; -1 when unknown.
+// Mode names of the op schema, indexed by their codes (exported to Python by _C).
+constexpr const char* kModeNames[] = {"bilinear", "nearest"};
+constexpr const char* kPaddingNames[] = {"zeros", "border", "reflection"};
+constexpr int kNumModes = 2;
+constexpr int kNumPaddings = 3;
+
+// Mode strings to codes; -1 when unknown.
 inline int interp_code(std::string_view s) {
-  if (s == "bilinear") return kBilinear;
-  if (s == "nearest") return kNearest;
+  for (int i = 0; i < kNumModes; ++i)
+    if (s == kModeNames[i]) return i;
   return -1;
 }
 
 inline int padding_code(std::string_view s) {
-  if (s == "zeros") return kZeros;
-  if (s == "border") return kBorder;
-  if (s == "reflection") return kReflection;
+  for (int i = 0; i < kNumPaddings; ++i)
+    if (s == kPaddingNames[i]) return i;
   return -1;
 }
 
