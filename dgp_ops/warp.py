@@ -7,6 +7,7 @@ image and to ``H``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -137,10 +138,14 @@ def warp_perspective(
     are at integer coordinates; ``(u, v)`` = (column, row).
 
     Args:
-        image: ``(B, C, H_in, W_in)`` float32 or float64.
+        image: ``(B, C, H_in, W_in)`` float32, float64 or uint8. A uint8 image may be in
+            channels-last memory (e.g. ``torch.from_numpy(hwc[None]).permute(0, 3, 1, 2)``
+            of decoded ``(B, H, W, C)`` images) and is then read in place, without a copy;
+            float images in other layouts are made contiguous first.
         H: ``(B, 3, 3)`` or ``(3, 3)`` (shared by the batch), same dtype and device as
-            ``image``; maps source pixel coordinates to output pixel coordinates. Only the
-            ratio of its entries matters (``H`` and ``-H`` warp alike).
+            ``image`` (float32 or float64 for a uint8 image); maps source pixel coordinates to
+            output pixel coordinates. Only the ratio of its entries matters (``H`` and ``-H``
+            warp alike).
         out_size: ``(out_h, out_w)`` in pixels, both positive.
         mode: ``"bilinear"`` or ``"nearest"`` (round half to even, like ``grid_sample``).
             ``nearest`` gives no gradient to ``H`` (piecewise constant).
@@ -150,12 +155,16 @@ def warp_perspective(
             ``BORDER_REFLECT_101``).
 
     Returns:
-        ``(B, C, out_h, out_w)`` with the dtype of ``image``. Output pixels whose source is
-        at infinity or behind the camera (homogeneous ``w ≤ 0`` once ``H`` is scaled so that
+        ``(B, C, out_h, out_w)`` contiguous, with the dtype of ``image``. uint8 images are
+        warped as ``cv2.warpPerspective`` (OpenCV 5) does: double-precision coordinates,
+        bilinear weights from the exact fraction, the result rounded to nearest and
+        saturated; they get no gradient. Output pixels whose source is at infinity or
+        behind the camera (homogeneous ``w ≤ 0`` once ``H`` is scaled so that
         ``H⁻¹ ∝ adj(H)``) are 0 in every padding mode and get zero gradient.
 
     Raises:
         TypeError: non-tensor inputs or unsupported dtypes.
+        NotImplementedError: differentiating the gradient again (double backward).
         ValueError: wrong shapes, mismatched dtype/device, non-positive ``out_size``, unknown
             modes, and (outside ``torch.compile``) NaN/Inf or singular ``H``. Inside a
             compiled graph such items are not checked; their output is all zeros.
@@ -170,13 +179,16 @@ def warp_perspective(
         raise TypeError(f"image must be a torch.Tensor, got {type(image).__name__}")
     if not isinstance(H, torch.Tensor):
         raise TypeError(f"H must be a torch.Tensor, got {type(H).__name__}")
-    if image.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"image must be float32 or float64, got {image.dtype}")
+    if image.dtype not in (torch.uint8, torch.float32, torch.float64):
+        raise TypeError(f"image must be uint8, float32 or float64, got {image.dtype}")
     if image.dim() != 4:
         raise ValueError(f"image must be (B, C, H, W), got shape {tuple(image.shape)}")
     if image.shape[2] < 1 or image.shape[3] < 1:
         raise ValueError(f"image height and width must be positive, got {tuple(image.shape)}")
-    if H.dtype != image.dtype:
+    if image.dtype == torch.uint8:
+        if H.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"H must be float32 or float64 for a uint8 image, got {H.dtype}")
+    elif H.dtype != image.dtype:
         raise TypeError(f"H must have the dtype of image ({image.dtype}), got {H.dtype}")
     if H.device != image.device:
         raise ValueError(f"H is on {H.device} but image is on {image.device}")
@@ -187,10 +199,14 @@ def warp_perspective(
         raise ValueError(
             f"H must be (3, 3) or (B, 3, 3) with B = {batch}, got shape {tuple(H.shape)}"
         )
-    if isinstance(out_size, torch.Size | tuple | list) and len(out_size) == 2:
-        out_h, out_w = (int(s) for s in out_size)
-    else:
+    if not (isinstance(out_size, torch.Size | tuple | list) and len(out_size) == 2):
         raise ValueError(f"out_size must be (out_h, out_w), got {out_size!r}")
+    try:
+        if any(isinstance(s, bool) for s in out_size):
+            raise TypeError
+        out_h, out_w = (operator.index(s) for s in out_size)
+    except TypeError:
+        raise ValueError(f"out_size must be two ints (out_h, out_w), got {out_size!r}") from None
     if out_h <= 0 or out_w <= 0:
         raise ValueError(f"out_size must be positive, got {(out_h, out_w)}")
     if mode not in MODES:

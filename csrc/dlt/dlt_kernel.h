@@ -206,20 +206,10 @@ HOST_DEVICE inline void backward_item(const T* gt, const T* p3, const T* p2,
   double gkinv[6];  // rows 0 and 1 of dL/dKinv
   for (int i = 0; i < 6; ++i) gkinv[i] = static_cast<double>(gkinv_c[i]);
   // dK = -Kinv^T G Kinv^T with G = [gkinv rows 0, 1; 0 0 0].
-  double tmp[9];  // G Kinv^T: tmp[a][b] = sum_c G[a][c] Kinv[b][c]
-  for (int a = 0; a < 3; ++a)
-    for (int b = 0; b < 3; ++b) {
-      double acc = 0.0;
-      if (a < 2)
-        for (int c2 = 0; c2 < 3; ++c2) acc += gkinv[3 * a + c2] * kinv[3 * b + c2];
-      tmp[3 * a + b] = acc;
-    }
-  for (int a = 0; a < 3; ++a)
-    for (int b = 0; b < 3; ++b) {
-      double acc = 0.0;
-      for (int c2 = 0; c2 < 3; ++c2) acc += kinv[3 * c2 + a] * tmp[3 * c2 + b];
-      gK[3 * a + b] = static_cast<T>(-acc);
-    }
+  const double G[9] = {gkinv[0], gkinv[1], gkinv[2], gkinv[3], gkinv[4], gkinv[5], 0.0, 0.0, 0.0};
+  double dK[9];
+  inverse_grad(kinv, G, dK);
+  for (int i = 0; i < 9; ++i) gK[i] = static_cast<T>(dK[i]);
 }
 
 }  // namespace dlt

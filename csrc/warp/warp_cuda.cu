@@ -64,6 +64,26 @@ __global__ void forward_kernel(const T* __restrict__ img, const double* __restri
   }
 }
 
+// uint8 images (NCHW or channels-last strides): OpenCV's fixed-point arithmetic.
+template <int INTERP, int PAD>
+__global__ void forward_kernel_u8(const uint8_t* __restrict__ img,
+                                  const double* __restrict__ params, uint8_t* __restrict__ out,
+                                  int64_t C, int64_t H, int64_t W, int64_t sb, int64_t sc,
+                                  int64_t sy, int64_t sx, int64_t oh, int64_t ow) {
+  const int64_t pix = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t b = blockIdx.y;
+  const int64_t out_plane = oh * ow;
+  if (pix >= out_plane) return;
+  const double* p = params + b * kParamStride;
+  uint8_t* o = out + b * C * out_plane + pix;
+  if (p[19] == 0.0) {
+    for (int64_t c = 0; c < C; ++c) o[c * out_plane] = 0;
+    return;
+  }
+  sample_pixel_u8<INTERP, PAD>(p, static_cast<double>(pix % ow), static_cast<double>(pix / ow),
+                               img + b * sb, C, H, W, sc, sy, sx, o, out_plane);
+}
+
 struct AtomicAdd {
   template <typename T>
   __device__ void operator()(T* p, T v) const {
@@ -165,7 +185,11 @@ at::Tensor warp_perspective_cuda(const at::Tensor& image, const at::Tensor& H, i
   TORCH_CHECK_VALUE(image.size(0) <= kMaxGridY, kForwardOp, ": the CUDA kernels take at most ",
                     kMaxGridY, " images per call, got ", image.size(0));
   const c10::cuda::CUDAGuard guard(image.device());
-  const at::Tensor img = image.contiguous(), Hc = H.contiguous();
+  const bool u8 = image.scalar_type() == at::kByte;
+  // uint8 images are read in place in NCHW or channels-last memory.
+  const at::Tensor img =
+      u8 && image.is_contiguous(at::MemoryFormat::ChannelsLast) ? image : image.contiguous();
+  const at::Tensor Hc = H.contiguous();
   const int64_t B = img.size(0), C = img.size(1);
   at::Tensor out = at::empty({B, C, out_h, out_w}, img.options());
   if (out.numel() == 0) return out;
@@ -173,6 +197,16 @@ at::Tensor warp_perspective_cuda(const at::Tensor& image, const at::Tensor& H, i
   const dim3 grid(static_cast<unsigned>((out_h * out_w + kThreads - 1) / kThreads),
                   static_cast<unsigned>(B));
   const auto stream = at::cuda::getCurrentCUDAStream();
+  if (u8) {
+    dispatch_modes(interp, pad, [&](auto I, auto P) {
+      forward_kernel_u8<decltype(I)::value, decltype(P)::value><<<grid, kThreads, 0, stream>>>(
+          img.const_data_ptr<uint8_t>(), params.const_data_ptr<double>(),
+          out.mutable_data_ptr<uint8_t>(), C, img.size(2), img.size(3), img.stride(0),
+          img.stride(1), img.stride(2), img.stride(3), out_h, out_w);
+    });
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return out;
+  }
   AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "warp_perspective_cuda", [&] {
     dispatch_modes(interp, pad, [&](auto I, auto P) {
       forward_kernel<scalar_t, decltype(I)::value, decltype(P)::value>

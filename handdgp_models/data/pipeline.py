@@ -106,13 +106,15 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
     """The one place that calls the ``dgp_ops`` geometry.
 
     Args:
-        image: (3, H, W) float32 in [0, 1]; mask: (H, W) float32 0/1 or None.
+        image: (3, H, W) uint8 (e.g. a channels-last view of the decoded image: warped in
+            place, no full-size float copy); mask: (H, W) float32 0/1 or None.
         K: (3, 3) float64 original intrinsics; center: (2,) float64 box centre (pixels);
         side: box side (pixels); zoom: extra scale about the principal point; theta: in-plane
         rotation (radians) about the output optical axis.
 
     Returns:
-        ``(image (3, S, S), mask (S, S) or None, H, K_out, R)`` with float64 (3, 3) matrices.
+        ``(image (3, S, S) float32 in [0, 1], mask (S, S) or None, H, K_out, R)`` with
+        float64 (3, 3) matrices.
     """
     from dgp_ops.rectify import rectification
     from dgp_ops.warp import warp_perspective
@@ -128,7 +130,9 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
     H = H / H[2, 2]
     R = Rz @ R0
     H32 = H.to(torch.float32)[None]
-    out = warp_perspective(image[None], H32, (S, S), padding_mode=cfg.padding_mode)[0]
+    # uint8 in, uint8 out (rounded as OpenCV does); only the small output becomes float.
+    out = warp_perspective(image[None], H[None], (S, S), padding_mode=cfg.padding_mode)[0]
+    out = out.float() / 255.0
     out_mask = None
     if mask is not None:
         out_mask = warp_perspective(mask[None, None], H32, (S, S), mode="nearest")[0, 0]
@@ -207,7 +211,7 @@ class HandInputPipeline:
                                    dtype=torch.float64) * side
             factor = _uniform(1 - cfg.scale_jitter, 1 + cfg.scale_jitter, generator)
         zoom = 1.0 if cfg.mode == "crop" else 1.0 / factor
-        img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+        img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
         mask = None
         if sample.get("mask") is not None:
             mask = torch.from_numpy(np.asarray(sample["mask"])).float()
