@@ -12,6 +12,9 @@ PY=${PYTHON:-$ROOT/.venv/bin/python}
 OUT=${ASAN_BUILD_DIR:-$ROOT/build/asan}
 LIBASAN=$(${CXX:-c++} -print-file-name=libasan.so)
 [ -e "$LIBASAN" ] || { echo "[asan] no libasan.so for ${CXX:-c++}"; exit 1; }
+# libstdc++ is preloaded too: Python itself does not link it, and ASan's __cxa_throw
+# interceptor needs the real symbol at start-up (or every C++ exception aborts).
+LIBSTDCXX=$(${CXX:-c++} -print-file-name=libstdc++.so.6)
 
 mkdir -p "$OUT/src"
 # Sources of the copy: the tracked files the extension and its tests need (tar keeps their
@@ -23,11 +26,24 @@ echo "[asan] building the CPU kernels with -fsanitize=address in $OUT/src"
 env -u FORCE_CUDA CUDA_VISIBLE_DEVICES="" MAX_JOBS=${MAX_JOBS:-2} \
   CFLAGS="-fsanitize=address -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address" \
   "$PY" setup.py -q build_ext --inplace >/dev/null
-nm -D dgp_ops/_C*.so | grep -q __asan_init || { echo "[asan] the build is not instrumented"; exit 1; }
+nm -D dgp_ops/_C*.so | grep __asan_init >/dev/null || { echo "[asan] the build is not instrumented"; exit 1; }
 
 echo "[asan] running tests/dgp_ops with $LIBASAN preloaded"
+cd "$OUT/src"
 # Python and torch leak by design at exit: leak checking is off; every access error aborts.
-LD_PRELOAD="$LIBASAN" \
-ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:alloc_dealloc_mismatch=0" \
+# Reports go to files (pytest captures stderr, and an abort loses what it captured).
+REPORTS="$OUT/reports"
+rm -rf "$REPORTS" && mkdir -p "$REPORTS"
+set +e
+LD_PRELOAD="$LIBASAN $LIBSTDCXX" \
+ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:alloc_dealloc_mismatch=0:log_path=$REPORTS/asan" \
 DGP_OPS_HUGE_PAGES=0 CUDA_VISIBLE_DEVICES="" \
   "$PY" -m pytest -q -p no:cacheprovider -m "not slow and not cuda" tests/dgp_ops "$@"
+rc=$?
+set -e
+if compgen -G "$REPORTS/asan*" >/dev/null; then
+  echo "[asan] AddressSanitizer reports:"
+  cat "$REPORTS"/asan*
+  exit 1
+fi
+exit $rc
