@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         print(run_table([1, 16], N, args.device, reps=3, budget_s=0.5))
     else:
-        print(run_table([1, 256, 4096, 65536], N, args.device, reps=15, budget_s=10.0))
+        print(run_table([1, 32, 256, 4096, 65536], N, args.device, reps=15, budget_s=10.0))
     if args.threads_check:
         print(threads_check(256 if args.quick else 65536, N, reps=3 if args.quick else 10))
 

@@ -1,15 +1,18 @@
 """How does dgp_ops.warp_perspective compare with what a user would otherwise call?
 
-Batch of B images 3×H×W float32 warped to S×S by per-item homographies, on the CPU:
+A batch of B distinct images 3×H×W warped to S×S by distinct per-item homographies, on the
+CPU, every comparison measured side by side in one run (medians of interleaved repetitions):
 
-- forward: dgp_ops, kornia.geometry.transform.warp_perspective, torch grid_sample with a
-  precomputed grid, cv2.warpPerspective (one HWC image at a time);
-- forward + backward (image and H gradients): dgp_ops, kornia (autograd); grid_sample
-  with a precomputed grid gives the image gradient only;
-- peak resident memory of forward + backward, each method in a fresh subprocess.
+- forward, float32 and uint8: dgp_ops against cv2.warpPerspective looped over the same images
+  and homographies (one HWC image per call), plus kornia and grid_sample with a precomputed
+  grid (float32); the uint8 results are checked against OpenCV's;
+- forward + backward with only H requiring grad (the images are data): dgp_ops against kornia
+  with the same requires_grad, with peak memory;
+- forward + backward of image and H: dgp_ops against grid_sample with a precomputed grid
+  (which gives the image gradient only) and kornia.
 
-Times are medians of interleaved repetitions in one run; ratios are relative to dgp_ops
-(> 1: dgp_ops is faster / smaller).
+Peak memory is the increase of resident memory during one forward + backward, each method in
+a fresh subprocess. Ratios are other / dgp_ops (> 1: dgp_ops is faster / smaller).
 
     python -m benchmarks.bench_warp            # 32 × 3×480×640 → 224×224
     python -m benchmarks.bench_warp --quick    # tiny sizes, a smoke test
@@ -39,6 +42,8 @@ from dgp_ops.reference_warp import warp_grid_reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MEMORY_METHODS = ("dgp_ops", "kornia", "grid_sample")
+# What requires grad in a forward + backward: the image and H, or H only.
+GRAD_CASES = ("image+H", "H")
 
 
 def make_inputs(B: int, h: int, w: int, S: int, seed: int = 0):
@@ -70,7 +75,7 @@ def grid_for(img: torch.Tensor, H: torch.Tensor, S: int) -> torch.Tensor:
 
 
 def fwd_bwd(method: str, img: torch.Tensor, H: torch.Tensor, S: int, grid=None) -> None:
-    """One forward + backward (image and, where the method has one, H gradient)."""
+    """One forward + backward; the gradients are those of whichever of img, H require grad."""
     img.grad = None
     H.grad = None
     if method == "dgp_ops":
@@ -88,17 +93,26 @@ def _medians_ms(fns: dict, reps: int) -> dict[str, float]:
     return {name: s * 1e3 for name, s in secs.items()}
 
 
-def measure_memory(method: str, B: int, h: int, w: int, S: int) -> None:
+def measure_memory(method: str, case: str, B: int, h: int, w: int, S: int) -> None:
     """Subprocess entry: print the peak RSS increase of one forward + backward as JSON."""
     img, H = make_inputs(B, h, w, S)
     grid = grid_for(img, H, S) if method == "grid_sample" else None
-    img.requires_grad_(True)
+    img.requires_grad_(case == "image+H")
     H.requires_grad_(method != "grid_sample")
     gc.collect()
     reset_peak_rss()
     before = max_rss_mb()
     fwd_bwd(method, img, H, S, grid)
     print(json.dumps({"peak_delta_mb": max_rss_mb() - before}))
+
+
+def uint8_agreement(out: torch.Tensor, refs: list[np.ndarray]) -> tuple[int, float]:
+    """Max |dgp_ops - cv2| in grey levels over interior pixels (2 px from the output border)
+    and the fraction of interior values that differ at all."""
+    got = out.permute(0, 2, 3, 1).numpy().astype(np.int32)
+    ref = np.stack(refs).astype(np.int32)
+    d = np.abs(got - ref)[:, 2:-2, 2:-2]
+    return int(d.max()), float((d > 0).mean())
 
 
 def run(B: int, h: int, w: int, S: int, reps: int) -> str:
@@ -109,64 +123,79 @@ def run(B: int, h: int, w: int, S: int, reps: int) -> str:
     grid = grid_for(img, H, S)
     torch.testing.assert_close(F.grid_sample(img, grid, align_corners=True), ref, atol=1e-3, rtol=0)
     hwc = [img[b].permute(1, 2, 0).contiguous().numpy() for b in range(B)]
+    hwc_u8 = torch.from_numpy(np.stack([(x * 255).round().astype(np.uint8) for x in hwc]))
+    img_u8 = hwc_u8.permute(0, 3, 1, 2)  # decoded HWC images as (B, C, H, W), read in place
+    u8_list = list(hwc_u8.numpy())
     Hn = H.double().numpy()
+    H64 = H.double()
     threads = torch.get_num_threads()
 
-    def dgp_one_thread():
-        torch.set_num_threads(1)
-        try:
-            dgp_ops.warp_perspective(img, H, (S, S))
-        finally:
-            torch.set_num_threads(threads)
+    def cv2_loop(images):
+        return [cv2.warpPerspective(x, m, (S, S)) for x, m in zip(images, Hn, strict=True)]
 
     fwd = _medians_ms(
         {
-            "dgp_ops": lambda: dgp_ops.warp_perspective(img, H, (S, S)),
-            "dgp_ops (1 thread)": dgp_one_thread,
+            "dgp f32": lambda: dgp_ops.warp_perspective(img, H, (S, S)),
+            "dgp u8": lambda: dgp_ops.warp_perspective(img_u8, H64, (S, S)),
+            "cv2 f32": lambda: cv2_loop(hwc),
+            "cv2 u8": lambda: cv2_loop(u8_list),
             "kornia": lambda: kornia_warp(img, H, S),
             "grid_sample": lambda: F.grid_sample(img, grid, align_corners=True),
-            "cv2": lambda: [
-                cv2.warpPerspective(x, m, (S, S)) for x, m in zip(hwc, Hn, strict=True)
-            ],
         },
         reps,
     )
-    imgg = img.clone().requires_grad_(True)
-    Hg = H.clone().requires_grad_(True)
-    bwd = _medians_ms(
-        {m: (lambda m=m: fwd_bwd(m, imgg, Hg, S, grid)) for m in MEMORY_METHODS}, reps
-    )
+    max_diff, frac = uint8_agreement(dgp_ops.warp_perspective(img_u8, H64, (S, S)),
+                                     cv2_loop(u8_list))
+    bwd = {}
+    for case in GRAD_CASES:
+        imgg = img.clone().requires_grad_(case == "image+H")
+        Hg = H.clone().requires_grad_(True)
+        methods = MEMORY_METHODS if case == "image+H" else ("dgp_ops", "kornia")
+        bwd[case] = _medians_ms(
+            {m: (lambda m=m, i=imgg, h=Hg: fwd_bwd(m, i, h, S, grid)) for m in methods}, reps
+        )
     gc.collect()
     size = [f"--B={B}", f"--height={h}", f"--width={w}", f"--size={S}"]
     mem = {
-        m: peak_rss_delta_mb("benchmarks.bench_warp", [f"--measure-memory={m}", *size], ROOT)
-        for m in MEMORY_METHODS
+        (case, m): peak_rss_delta_mb(
+            "benchmarks.bench_warp", [f"--measure-memory={m}", f"--grad={case}", *size], ROOT)
+        for case in GRAD_CASES
+        for m in (MEMORY_METHODS if case == "image+H" else ("dgp_ops", "kornia"))
     }
 
-    def ratio(x: float | None, base: float) -> str:
-        return "" if x is None or not base > 0 else f"{x / base:.2f}x"
-
+    header = (f"{'case':<22} {'dgp_ops ms':>10}  {'vs':<26} {'other ms':>9} {'speed-up':>9}"
+              f" {'dgp MiB':>8} {'other MiB':>9} {'mem ratio':>9}")
     lines = [
-        f"warp_perspective, CPU, {threads} threads: {B} x 3x{h}x{w} float32 -> {S}x{S} "
-        f"(median of {reps} interleaved runs; ratio = method / dgp_ops)",
-        f"{'method':<20} {'fwd ms':>9} {'ratio':>7} {'fwd+bwd ms':>11} {'ratio':>7} "
-        f"{'peak MiB':>9} {'ratio':>7}",
+        f"warp_perspective, CPU, {threads} threads: {B} distinct x 3x{h}x{w} -> {S}x{S} "
+        f"(median of {reps} interleaved runs; ratios = other / dgp_ops)",
+        header,
+        "-" * len(header),
     ]
-    for name in fwd:
-        b = bwd.get(name)
-        m = mem.get(name)
-        note = " (image grad only)" if name == "grid_sample" else ""
-        lines.append(
-            f"{name:<20} {fwd[name]:>9.2f} {ratio(fwd[name], fwd['dgp_ops']):>7} "
-            f"{'' if b is None else f'{b:.2f}':>11} {ratio(b, bwd['dgp_ops']):>7} "
-            f"{'' if m is None else f'{m:.1f}':>9} {ratio(m, mem['dgp_ops']):>7}{note}"
-        )
+
+    def row(case: str, t_dgp: float, other: str, t_other: float, m_dgp=None, m_other=None):
+        mem_cols = ""
+        if m_dgp is not None:
+            ratio = f"{m_other / m_dgp:.2f}x" if m_dgp > 0 else "n/a"
+            mem_cols = f" {m_dgp:>8.1f} {m_other:>9.1f} {ratio:>9}"
+        lines.append(f"{case:<22} {t_dgp:>10.2f}  {other:<26} {t_other:>9.2f}"
+                     f" {t_other / t_dgp:>8.2f}x{mem_cols}")
+
+    row("fwd float32", fwd["dgp f32"], "cv2 loop (float32)", fwd["cv2 f32"])
+    row("fwd uint8", fwd["dgp u8"], "cv2 loop (uint8)", fwd["cv2 u8"])
+    row("fwd float32", fwd["dgp f32"], "kornia", fwd["kornia"])
+    row("fwd float32", fwd["dgp f32"], "grid_sample (grid given)", fwd["grid_sample"])
+    hb = bwd["H"]
+    row("fwd+bwd H only", hb["dgp_ops"], "kornia (H only)", hb["kornia"],
+        mem[("H", "dgp_ops")], mem[("H", "kornia")])
+    ib = bwd["image+H"]
+    row("fwd+bwd image+H", ib["dgp_ops"], "grid_sample (image grad)", ib["grid_sample"],
+        mem[("image+H", "dgp_ops")], mem[("image+H", "grid_sample")])
+    row("fwd+bwd image+H", ib["dgp_ops"], "kornia", ib["kornia"],
+        mem[("image+H", "dgp_ops")], mem[("image+H", "kornia")])
     grad_mib = img.numel() * img.element_size() / 2**20
-    out_mib = B * 3 * S * S * img.element_size() / 2**20
-    lines.append(
-        f"(the image gradient alone is {grad_mib:.1f} MiB and the output {out_mib:.1f} MiB; "
-        "cv2: one HWC image per call)"
-    )
+    lines.append(f"uint8 vs cv2.warpPerspective: max |diff| {max_diff} grey level(s) on interior "
+                 f"pixels, {100 * frac:.3f}% of them differ")
+    lines.append(f"(an image gradient is {grad_mib:.1f} MiB; cv2: one HWC image per call)")
     return "\n".join(lines)
 
 
@@ -179,11 +208,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--measure-memory", choices=MEMORY_METHODS, help=argparse.SUPPRESS)
+    p.add_argument("--grad", choices=GRAD_CASES, default="image+H", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.quick:
         a.B, a.height, a.width, a.size, a.reps = 2, 48, 64, 24, 3
     if a.measure_memory:
-        measure_memory(a.measure_memory, a.B, a.height, a.width, a.size)
+        measure_memory(a.measure_memory, a.grad, a.B, a.height, a.width, a.size)
         return
     print(run(a.B, a.height, a.width, a.size, a.reps))
 

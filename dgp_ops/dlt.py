@@ -2,27 +2,46 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
 __all__ = ["solve_translation"]
 
+from . import _C
+from ._validation import check_device, check_floating, check_like, check_shape
+
 _fwd = torch.ops.dgp_ops.weighted_dlt_translation
-_bwd = torch.ops.dgp_ops.weighted_dlt_translation_backward
+_FWD = "weighted_dlt_translation"
+_BWD = "weighted_dlt_translation_backward"
 
 # Doubles the forward op saves per item for its backward: the Cholesky factor of the normal
 # matrix (6, diagonal stored inverted) and the solution (3), all zero for an invalid item.
-SAVED_PER_ITEM = 9
+SAVED_PER_ITEM: int = _C.DLT_SAVED_PER_ITEM
+
+
+def _check_forward_args(op, points3d, points2d, K, weights, damping) -> tuple[int, int]:
+    """The C++ launchers' checks (csrc/dlt/dlt_checks.h) for the fake kernels."""
+    check_shape(op, "points3d", points3d, (None, None, 3), "(B, N, 3)")
+    check_floating(op, "points3d", points3d)
+    B, N = points3d.shape[0], points3d.shape[1]
+    torch._check_value(N >= 2, lambda: f"{op}: points3d must have N >= 2 points, got N = {N}")
+    check_shape(op, "points2d", points2d, (B, N, 2), "(B, N, 2)")
+    check_shape(op, "K", K, (B, 3, 3), "(B, 3, 3)")
+    check_shape(op, "weights", weights, (B, N), "(B, N)")
+    for name, t in (("points2d", points2d), ("K", K), ("weights", weights)):
+        check_like(op, name, t, "points3d", points3d)
+    torch._check_value(
+        math.isfinite(damping) and damping >= 0.0,
+        lambda: f"{op}: damping must be finite and >= 0, got {damping}",
+    )
+    return B, N
 
 
 @torch.library.register_fake("dgp_ops::weighted_dlt_translation")
-def _fwd_fake(points3d, points2d, K, weights, damping):
-    torch._check(points3d.dim() == 3 and points3d.size(2) == 3)
-    B, N = points3d.size(0), points3d.size(1)
-    torch._check(points2d.shape == (B, N, 2))
-    torch._check(K.shape == (B, 3, 3))
-    torch._check(weights.shape == (B, N))
+def _fwd_fake(points3d, points2d, K, weights, damping=0.0):
+    B, _ = _check_forward_args(_FWD, points3d, points2d, K, weights, damping)
     t = points3d.new_empty((B, 3))
     valid = points3d.new_empty((B,), dtype=torch.bool)
     saved = points3d.new_empty((B, SAVED_PER_ITEM), dtype=torch.float64)
@@ -30,14 +49,17 @@ def _fwd_fake(points3d, points2d, K, weights, damping):
 
 
 @torch.library.register_fake("dgp_ops::weighted_dlt_translation_backward")
-def _bwd_fake(grad_t, points3d, points2d, K, weights, saved, damping):
-    torch._check(points3d.dim() == 3 and points3d.size(2) == 3)
-    B, N = points3d.size(0), points3d.size(1)
-    torch._check(grad_t.shape == (B, 3))
-    torch._check(saved.shape == (B, SAVED_PER_ITEM))
-    torch._check(points2d.shape == (B, N, 2))
-    torch._check(K.shape == (B, 3, 3))
-    torch._check(weights.shape == (B, N))
+def _bwd_fake(grad_t, points3d, points2d, K, weights, saved, damping=0.0):
+    B, _ = _check_forward_args(_BWD, points3d, points2d, K, weights, damping)
+    check_shape(_BWD, "grad_t", grad_t, (B, 3), "(B, 3)")
+    check_like(_BWD, "grad_t", grad_t, "points3d", points3d)
+    torch._check_value(
+        saved.dtype == torch.float64 and saved.dim() == 2 and saved.shape[0] == B
+        and saved.shape[1] == SAVED_PER_ITEM,
+        lambda: f"{_BWD}: saved must be the (B, {SAVED_PER_ITEM}) float64 tensor returned by "
+        f"weighted_dlt_translation for this batch, got {saved.dtype} {list(saved.shape)}",
+    )
+    check_device(_BWD, "saved", saved, "points3d", points3d)
     return (
         torch.empty_like(points3d, memory_format=torch.contiguous_format),
         torch.empty_like(points2d, memory_format=torch.contiguous_format),
@@ -46,31 +68,7 @@ def _bwd_fake(grad_t, points3d, points2d, K, weights, saved, damping):
     )
 
 
-def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
-    points3d, points2d, K, weights, damping = inputs
-    ctx.mark_non_differentiable(output[2])
-    ctx.save_for_backward(points3d, points2d, K, weights, output[2])
-    ctx.damping = damping
-
-
-def _backward(ctx: Any, grad_t: torch.Tensor | None, _grad_valid: Any, _grad_saved: Any):
-    points3d, points2d, K, weights, saved = ctx.saved_tensors
-    if grad_t is None:
-        return None, None, None, None, None
-    g3, g2, gK, gw = _bwd(grad_t, points3d, points2d, K, weights, saved, ctx.damping)
-    need = ctx.needs_input_grad
-    return (
-        g3 if need[0] else None,
-        g2 if need[1] else None,
-        gK if need[2] else None,
-        gw if need[3] else None,
-        None,
-    )
-
-
-torch.library.register_autograd(
-    "dgp_ops::weighted_dlt_translation", _backward, setup_context=_setup_context
-)
+# Autograd is registered in C++ (csrc/dlt/dlt_autograd.cpp).
 
 
 def _check_tensor(name: str, x: Any) -> torch.Tensor:
@@ -153,10 +151,7 @@ def solve_translation(
         raise ValueError(f"damping must be >= 0, got {damping}")
     if weights is None:
         weights = points3d.new_ones((B, N))
-    elif (weights.device.type != "cpu" and not torch.compiler.is_compiling()
-          and bool((weights < 0).any())):
-        # The CPU kernel checks the sign itself while it reads the weights (no extra pass).
-        raise ValueError("weights must be non-negative")
+    # The op checks the sign of the weights itself, on every device and inside compiled graphs.
     if K.dim() == 2:
         K = K.expand(B, 3, 3)
     t, valid, _ = _fwd(points3d, points2d, K, weights, float(damping))

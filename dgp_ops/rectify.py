@@ -20,11 +20,13 @@ The crop box centre maps to ``(S/2, S/2)``, the canonical principal point.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 
-from .warp import warp_perspective
+from ._validation import has_values
+from .warp import _MIN_REL_DET, warp_perspective
 
 __all__ = [
     "Rectification",
@@ -81,7 +83,56 @@ def _check_box(
             raise TypeError(f"{name} must have the dtype of K ({K.dtype}), got {t.dtype}")
         if t.device != K.device:
             raise ValueError(f"{name} is on {t.device} but K is on {K.device}")
+    if has_values(K, center, side):
+        _check_box_values(K, center, side)
     return K, center, side
+
+
+def _bad_items(ok: torch.Tensor) -> list[int]:
+    return torch.nonzero(~ok).flatten().tolist()
+
+
+def _check_box_values(K: torch.Tensor, center: torch.Tensor, side: torch.Tensor) -> None:
+    """Raise ValueError naming the argument for values the geometry cannot use."""
+    with torch.no_grad():
+        finite = torch.isfinite(K).flatten(1).all(dim=1)
+        if not bool(finite.all()):
+            raise ValueError(f"K has non-finite entries (NaN or Inf) in batch items "
+                             f"{_bad_items(finite)}")
+        Kd = K.double()
+        scale = Kd.abs().flatten(1).amax(dim=1).clamp_min(torch.finfo(torch.float64).tiny)
+        det = torch.linalg.det(Kd / scale[:, None, None])
+        invertible = det.abs() > _MIN_REL_DET
+        if not bool(invertible.all()):
+            raise ValueError(f"K is not invertible (|det(K / max|K|)| <= {_MIN_REL_DET}) in "
+                             f"batch items {_bad_items(invertible)}")
+        ok = torch.isfinite(center).all(dim=1)
+        if not bool(ok.all()):
+            raise ValueError(f"center has non-finite entries in batch items {_bad_items(ok)}")
+        ok = torch.isfinite(side) & (side > 0)
+        if not bool(ok.all()):
+            raise ValueError(f"side must be finite and positive; it is not in batch items "
+                             f"{_bad_items(ok)}")
+
+
+def _check_rays_in_front(rays: torch.Tensor) -> None:
+    """The crop centre's viewing ray must point in front of the camera (z > 0)."""
+    if not has_values(rays):
+        return
+    with torch.no_grad():
+        ok = rays[:, 2] > 0
+        if not bool(ok.all()):
+            raise ValueError(
+                "center: the viewing ray K^-1 [u, v, 1] of the crop centre must point in front "
+                f"of the camera (z > 0); it does not in batch items {_bad_items(ok)}"
+            )
+
+
+def _check_positive_number(name: str, value: object) -> float:
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or not value > 0):
+        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    return float(value)
 
 
 def _check_positive_int(name: str, value: object) -> int:
@@ -101,9 +152,13 @@ def _focal_tensor(focal: float | torch.Tensor, B: int, like: torch.Tensor) -> to
             )
         if not focal.is_floating_point():
             raise TypeError(f"focal must be a floating tensor, got {focal.dtype}")
+        if has_values(focal):
+            ok = torch.isfinite(focal) & (focal > 0)
+            if not bool(ok.all()):
+                raise ValueError(f"focal must be finite and positive; it is not in batch items "
+                                 f"{_bad_items(ok)}")
         return focal.to(dtype=like.dtype, device=like.device)
-    if isinstance(focal, bool) or not isinstance(focal, int | float) or not focal > 0:
-        raise ValueError(f"focal must be a positive number or a (B,) tensor, got {focal!r}")
+    _check_positive_number("focal", focal)
     return torch.full((B,), float(focal), dtype=like.dtype, device=like.device)
 
 
@@ -136,8 +191,7 @@ def canonical_intrinsics(
         ``(3, 3)`` tensor.
     """
     _check_positive_int("size", size)
-    if isinstance(focal, bool) or not isinstance(focal, int | float) or not focal > 0:
-        raise ValueError(f"focal must be a positive number, got {focal!r}")
+    _check_positive_number("focal", focal)
     c = size / 2.0
     return torch.tensor(
         [[float(focal), 0.0, c], [0.0, float(focal), c], [0.0, 0.0, 1.0]],
@@ -177,8 +231,7 @@ def crop_intrinsics(
     """
     K, center, side = _check_box(K, center, side)
     _check_positive_int("out_size", out_size)
-    if not scale > 0:
-        raise ValueError(f"scale must be positive, got {scale!r}")
+    _check_positive_number("scale", scale)
     return _crop_matrix(center, side, out_size, scale) @ K
 
 
@@ -236,8 +289,7 @@ def rectification(
     B = K.shape[0]
     eye = torch.eye(3, dtype=K.dtype, device=K.device).expand(B, 3, 3)
     if mode == "crop":
-        if not scale > 0:
-            raise ValueError(f"scale must be positive, got {scale!r}")
+        _check_positive_number("scale", scale)
         A = _crop_matrix(center, side, out_size, scale)
         return Rectification(A, A @ K, eye.clone())
     f = _focal_tensor(focal, B, K)
@@ -247,6 +299,7 @@ def rectification(
         return Rectification(Kc @ Kinv, Kc, eye.clone())
     ones = torch.ones_like(center[:, :1])
     rays = (Kinv @ torch.cat([center, ones], dim=-1)[..., None])[..., 0]
+    _check_rays_in_front(rays)
     R = _rotation_to_z(rays)
     return Rectification(Kc @ R @ Kinv, Kc, R)
 

@@ -7,27 +7,45 @@ namespace dgp_ops {
 
 HOST_DEVICE inline bool is_finite_d(double x) { return x - x == 0.0; }
 
+// Adjugate (transposed cofactor matrix) of a 3x3 matrix; returns det(a). a^-1 = adj / det.
+HOST_DEVICE inline double adj3(const double a[9], double out[9]) {
+  out[0] = a[4] * a[8] - a[5] * a[7];
+  out[1] = a[2] * a[7] - a[1] * a[8];
+  out[2] = a[1] * a[5] - a[2] * a[4];
+  out[3] = a[5] * a[6] - a[3] * a[8];
+  out[4] = a[0] * a[8] - a[2] * a[6];
+  out[5] = a[2] * a[3] - a[0] * a[5];
+  out[6] = a[3] * a[7] - a[4] * a[6];
+  out[7] = a[1] * a[6] - a[0] * a[7];
+  out[8] = a[0] * a[4] - a[1] * a[3];
+  return a[0] * out[0] + a[1] * out[3] + a[2] * out[6];
+}
+
 // Inverse of a general 3x3 matrix via the adjugate. Returns false when the matrix is singular
 // or the result is not finite.
 HOST_DEVICE inline bool inv3(const double a[9], double out[9]) {
-  const double c00 = a[4] * a[8] - a[5] * a[7];
-  const double c01 = a[5] * a[6] - a[3] * a[8];
-  const double c02 = a[3] * a[7] - a[4] * a[6];
-  const double det = a[0] * c00 + a[1] * c01 + a[2] * c02;
+  const double det = adj3(a, out);
   if (!(det != 0.0) || !is_finite_d(det)) return false;
   const double id = 1.0 / det;
-  out[0] = c00 * id;
-  out[1] = (a[2] * a[7] - a[1] * a[8]) * id;
-  out[2] = (a[1] * a[5] - a[2] * a[4]) * id;
-  out[3] = c01 * id;
-  out[4] = (a[0] * a[8] - a[2] * a[6]) * id;
-  out[5] = (a[2] * a[3] - a[0] * a[5]) * id;
-  out[6] = c02 * id;
-  out[7] = (a[1] * a[6] - a[0] * a[7]) * id;
-  out[8] = (a[0] * a[4] - a[1] * a[3]) * id;
-  for (int i = 0; i < 9; ++i)
-    if (!is_finite_d(out[i])) return false;
-  return true;
+  bool ok = true;
+  for (int i = 0; i < 9; ++i) {
+    out[i] *= id;
+    ok = ok && is_finite_d(out[i]);
+  }
+  return ok;
+}
+
+// Gradient through a matrix inverse: given Ainv = A^-1 and G = dL/dAinv, writes
+// dL/dA = -Ainv^T G Ainv^T.
+HOST_DEVICE inline void inverse_grad(const double Ainv[9], const double G[9], double dA[9]) {
+  double t[9];  // t = Ainv^T G
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      t[3 * i + j] = Ainv[i] * G[j] + Ainv[3 + i] * G[3 + j] + Ainv[6 + i] * G[6 + j];
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      dA[3 * i + j] = -(t[3 * i] * Ainv[3 * j] + t[3 * i + 1] * Ainv[3 * j + 1] +
+                        t[3 * i + 2] * Ainv[3 * j + 2]);
 }
 
 // Cholesky factor of a symmetric 3x3 matrix given as its upper triangle

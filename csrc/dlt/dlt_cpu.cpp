@@ -8,6 +8,7 @@
 #include <tuple>
 #include <utility>
 
+#include "common/cpu_dispatch.h"
 #include "dlt/dlt_checks.h"
 #include "dlt/dlt_kernel.h"
 
@@ -23,18 +24,11 @@ std::pair<at::Tensor, int64_t> intrinsics_view(const at::Tensor& K) {
   return {K.contiguous(), 9};
 }
 
-// The per-item loops are compiled twice on x86-64 (for the x86-64-v3 ISA level: AVX2 and FMA;
-// and for the baseline) and the clone is picked at load time by CPU feature (not by CPU model,
-// which "arch=haswell" would test). `flatten` inlines the per-item functions into each clone so
-// the per-point loops are vectorised 8 floats / 4 doubles wide there.
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
-#define DGP_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default"), flatten))
-#else
-#define DGP_CPU_CLONES
-#endif
-
+// The per-item loops are compiled for the x86-64-v3 ISA level and for the baseline and picked
+// at run time (common/cpu_dispatch.h); DGP_FLATTEN inlines the per-item functions into each
+// so the per-point loops are vectorised 8 floats / 4 doubles wide there.
 template <typename T>
-DGP_CPU_CLONES void forward_range(
+DGP_ALWAYS_INLINE void forward_range_body(
     int64_t begin, int64_t end, int64_t N, double damping, const T* p3d, const T* p2d,
     const T* kd, int64_t ks, const T* wd, T* td, bool* vd, double* sd) {
   double kinv[9] = {};  // read only when kinv_ok (zeroed: -Wmaybe-uninitialized)
@@ -55,7 +49,7 @@ bool any_negative(const T* x, int64_t n) {
 }
 
 template <typename T>
-DGP_CPU_CLONES void backward_range(
+DGP_ALWAYS_INLINE void backward_range_body(
     int64_t begin, int64_t end, int64_t N, double damping, const T* gtd, const T* p3d,
     const T* p2d, const T* kd, int64_t ks, const T* wd, const double* sd, T* g3d, T* g2d,
     T* gKd, T* gwd) {
@@ -69,10 +63,71 @@ DGP_CPU_CLONES void backward_range(
   }
 }
 
+template <typename T>
+DGP_FLATTEN void forward_range_base(int64_t begin, int64_t end, int64_t N, double damping,
+                                    const T* p3d, const T* p2d, const T* kd, int64_t ks,
+                                    const T* wd, T* td, bool* vd, double* sd) {
+  forward_range_body<T>(begin, end, N, damping, p3d, p2d, kd, ks, wd, td, vd, sd);
+}
+
+template <typename T>
+DGP_FLATTEN void backward_range_base(int64_t begin, int64_t end, int64_t N, double damping,
+                                     const T* gtd, const T* p3d, const T* p2d, const T* kd,
+                                     int64_t ks, const T* wd, const double* sd, T* g3d, T* g2d,
+                                     T* gKd, T* gwd) {
+  backward_range_body<T>(begin, end, N, damping, gtd, p3d, p2d, kd, ks, wd, sd, g3d, g2d, gKd,
+                         gwd);
+}
+
+#ifdef DGP_HAVE_V3
+template <typename T>
+DGP_TARGET_V3 DGP_FLATTEN void forward_range_v3(int64_t begin, int64_t end, int64_t N,
+                                                double damping, const T* p3d, const T* p2d,
+                                                const T* kd, int64_t ks, const T* wd, T* td,
+                                                bool* vd, double* sd) {
+  forward_range_body<T>(begin, end, N, damping, p3d, p2d, kd, ks, wd, td, vd, sd);
+}
+
+template <typename T>
+DGP_TARGET_V3 DGP_FLATTEN void backward_range_v3(int64_t begin, int64_t end, int64_t N,
+                                                 double damping, const T* gtd, const T* p3d,
+                                                 const T* p2d, const T* kd, int64_t ks,
+                                                 const T* wd, const double* sd, T* g3d, T* g2d,
+                                                 T* gKd, T* gwd) {
+  backward_range_body<T>(begin, end, N, damping, gtd, p3d, p2d, kd, ks, wd, sd, g3d, g2d, gKd,
+                         gwd);
+}
+#endif
+
+template <typename T>
+void forward_range(int64_t begin, int64_t end, int64_t N, double damping, const T* p3d,
+                   const T* p2d, const T* kd, int64_t ks, const T* wd, T* td, bool* vd,
+                   double* sd) {
+#ifdef DGP_HAVE_V3
+  if (cpu_has_v3())
+    return forward_range_v3<T>(begin, end, N, damping, p3d, p2d, kd, ks, wd, td, vd, sd);
+#endif
+  forward_range_base<T>(begin, end, N, damping, p3d, p2d, kd, ks, wd, td, vd, sd);
+}
+
+template <typename T>
+void backward_range(int64_t begin, int64_t end, int64_t N, double damping, const T* gtd,
+                    const T* p3d, const T* p2d, const T* kd, int64_t ks, const T* wd,
+                    const double* sd, T* g3d, T* g2d, T* gKd, T* gwd) {
+#ifdef DGP_HAVE_V3
+  if (cpu_has_v3())
+    return backward_range_v3<T>(begin, end, N, damping, gtd, p3d, p2d, kd, ks, wd, sd, g3d,
+                                g2d, gKd, gwd);
+#endif
+  backward_range_base<T>(begin, end, N, damping, gtd, p3d, p2d, kd, ks, wd, sd, g3d, g2d, gKd,
+                         gwd);
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor& points3d,
                                                    const at::Tensor& points2d,
                                                    const at::Tensor& K, const at::Tensor& weights,
                                                    double damping) {
+  dlt::check_forward_args(dlt::kForwardOp, points3d, points2d, K, weights, damping);
   const auto p3 = points3d.contiguous();
   const auto p2 = points2d.contiguous();
   const auto [k, ks] = intrinsics_view(K);
@@ -95,14 +150,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor&
       forward_range<scalar_t>(begin, end, N, damping, p3d, p2d, kd, ks, wd, td, vd, sd);
     });
   });
-  TORCH_CHECK_VALUE(!negative_weights.load(), "weights must be non-negative");
+  TORCH_CHECK_VALUE(!negative_weights.load(), dlt::kForwardOp, ": weights must be non-negative");
   return {t, valid, saved};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dlt_backward_cpu(
     const at::Tensor& grad_t, const at::Tensor& points3d, const at::Tensor& points2d,
     const at::Tensor& K, const at::Tensor& weights, const at::Tensor& saved, double damping) {
-  dlt::check_saved(saved, points3d.size(0));
+  dlt::check_backward_args(grad_t, points3d, points2d, K, weights, saved, damping);
   const auto gt = grad_t.contiguous();
   const auto sv = saved.contiguous();
   const auto p3 = points3d.contiguous();

@@ -51,7 +51,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cuda(const at::Tensor
                                                     const at::Tensor& points2d,
                                                     const at::Tensor& K,
                                                     const at::Tensor& weights, double damping) {
+  dlt::check_forward_args(dlt::kForwardOp, points3d, points2d, K, weights, damping);
   const c10::cuda::CUDAGuard guard(points3d.device());
+  // The same value check as the CPU kernel's (which does it while reading the weights); the
+  // error needs the answer on the host, so this synchronises with the device.
+  TORCH_CHECK_VALUE(!weights.lt(0).any().item<bool>(),
+                    "weighted_dlt_translation: weights must be non-negative");
   const auto p3 = points3d.contiguous();
   const auto p2 = points2d.contiguous();
   const auto k = K.contiguous();
@@ -76,7 +81,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cuda(const at::Tensor
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dlt_backward_cuda(
     const at::Tensor& grad_t, const at::Tensor& points3d, const at::Tensor& points2d,
     const at::Tensor& K, const at::Tensor& weights, const at::Tensor& saved, double damping) {
-  dlt::check_saved(saved, points3d.size(0));
+  dlt::check_backward_args(grad_t, points3d, points2d, K, weights, saved, damping);
   const c10::cuda::CUDAGuard guard(points3d.device());
   const auto gt = grad_t.contiguous();
   const auto sv = saved.contiguous();

@@ -162,7 +162,7 @@ HOST_DEVICE inline void backward_points(const T* __restrict__ p3, const T* __res
 }
 
 // Gradients of one item given grad_t (gt) and what its forward saved. Invalid items (zero
-// factor) get all-zero gradients.
+// factor) get all-zero gradients; NaN/Inf in grad_t of a valid item propagate.
 // Adjoint: lam = M^-1 gt, dL/dr = lam, dL/dM = -lam t^T (then through the damping term),
 // followed by per-point chain rules through (a, b, w) to the inputs and to K^-1, and finally
 // dK = -K^-T dKinv K^-T.
@@ -174,15 +174,9 @@ HOST_DEVICE inline void backward_item(const T* gt, const T* p3, const T* p2,
   using C = typename PointMath<T>::type;
   const double* L = saved;
   const double* t = saved + 6;
-  double lam[3];
-  bool ok = L[0] > 0.0 && kinv_ok;
-  if (ok) {
-    const double g[3] = {static_cast<double>(gt[0]), static_cast<double>(gt[1]),
-                         static_cast<double>(gt[2])};
-    chol3_solve(L, g, lam);
-    for (int i = 0; i < 3; ++i) ok = ok && is_finite_d(lam[i]);
-  }
-  if (!ok) {
+  // An invalid item (zero factor) does not depend on its inputs. A valid item's gradients
+  // follow grad_t, non-finite values included.
+  if (!(L[0] > 0.0) || !kinv_ok) {
     for (int64_t i = 0; i < n; ++i) {
       g3[3 * i] = g3[3 * i + 1] = g3[3 * i + 2] = T(0);
       g2[2 * i] = g2[2 * i + 1] = T(0);
@@ -191,6 +185,10 @@ HOST_DEVICE inline void backward_item(const T* gt, const T* p3, const T* p2,
     for (int i = 0; i < 9; ++i) gK[i] = T(0);
     return;
   }
+  double lam[3];
+  const double g[3] = {static_cast<double>(gt[0]), static_cast<double>(gt[1]),
+                       static_cast<double>(gt[2])};
+  chol3_solve(L, g, lam);
   // Symmetric part of dL/dM: S = -(lam t^T + t lam^T) / 2, plus the damping term's
   // contribution c * I where c = damping / 3 * trace(dL/dM_damped).
   double S[9];
@@ -208,20 +206,10 @@ HOST_DEVICE inline void backward_item(const T* gt, const T* p3, const T* p2,
   double gkinv[6];  // rows 0 and 1 of dL/dKinv
   for (int i = 0; i < 6; ++i) gkinv[i] = static_cast<double>(gkinv_c[i]);
   // dK = -Kinv^T G Kinv^T with G = [gkinv rows 0, 1; 0 0 0].
-  double tmp[9];  // G Kinv^T: tmp[a][b] = sum_c G[a][c] Kinv[b][c]
-  for (int a = 0; a < 3; ++a)
-    for (int b = 0; b < 3; ++b) {
-      double acc = 0.0;
-      if (a < 2)
-        for (int c2 = 0; c2 < 3; ++c2) acc += gkinv[3 * a + c2] * kinv[3 * b + c2];
-      tmp[3 * a + b] = acc;
-    }
-  for (int a = 0; a < 3; ++a)
-    for (int b = 0; b < 3; ++b) {
-      double acc = 0.0;
-      for (int c2 = 0; c2 < 3; ++c2) acc += kinv[3 * c2 + a] * tmp[3 * c2 + b];
-      gK[3 * a + b] = static_cast<T>(-acc);
-    }
+  const double G[9] = {gkinv[0], gkinv[1], gkinv[2], gkinv[3], gkinv[4], gkinv[5], 0.0, 0.0, 0.0};
+  double dK[9];
+  inverse_grad(kinv, G, dK);
+  for (int i = 0; i < 9; ++i) gK[i] = static_cast<T>(dK[i]);
 }
 
 }  // namespace dlt

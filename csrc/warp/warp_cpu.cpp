@@ -11,70 +11,24 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <tuple>
+
 #include <algorithm>
 #include <array>
 #include <type_traits>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 #include <vector>
 
+#include "common/cpu_dispatch.h"
+#include "common/zeroed_alloc.h"
+#include "warp/warp_checks.h"
 #include "warp/warp_kernel.h"
 
 namespace dgp_ops {
 namespace warp {
 namespace {
-
-// Large outputs and image gradients are written once by the kernels, so they are taken
-// straight from the kernel as zero-filled anonymous memory, with transparent huge pages
-// requested: a few faults per tensor instead of one per 4 KiB page, and no separate pass to
-// zero the gradient. Returns an undefined tensor (the caller falls back to at::empty) for
-// small sizes or where this is not available.
-constexpr size_t kHugePage = size_t(2) << 20;
-
-at::Tensor alloc_fresh_zeroed(at::IntArrayRef sizes, const at::TensorOptions& opts) {
-#if defined(__linux__)
-  int64_t numel = 1;
-  for (const int64_t s : sizes) numel *= s;
-  const size_t nbytes = static_cast<size_t>(numel) * opts.dtype().itemsize();
-  if (nbytes < 2 * kHugePage) return at::Tensor();
-  const size_t len = nbytes + kHugePage;
-  void* base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (base == MAP_FAILED) return at::Tensor();
-  const uintptr_t addr = reinterpret_cast<uintptr_t>(base);
-  void* aligned = reinterpret_cast<void*>((addr + kHugePage - 1) & ~(kHugePage - 1));
-#ifdef MADV_HUGEPAGE
-  madvise(aligned, nbytes, MADV_HUGEPAGE);
-#endif
-  return at::from_blob(
-      aligned, sizes, [base, len](void*) { munmap(base, len); }, opts);
-#else
-  (void)sizes;
-  (void)opts;
-  return at::Tensor();
-#endif
-}
-
-void check_inputs(const at::Tensor& image, const at::Tensor& H, int interp, int pad) {
-  TORCH_CHECK(image.dim() == 4, "warp_perspective: image must be (B, C, H, W), got ",
-              image.sizes());
-  TORCH_CHECK(H.dim() == 3 && H.size(0) == image.size(0) && H.size(1) == 3 && H.size(2) == 3,
-              "warp_perspective: H must be (B, 3, 3) with B = image.size(0), got ", H.sizes());
-  TORCH_CHECK(image.scalar_type() == at::kFloat || image.scalar_type() == at::kDouble,
-              "warp_perspective: image must be float32 or float64");
-  TORCH_CHECK(H.scalar_type() == image.scalar_type(),
-              "warp_perspective: H must have the dtype of image");
-  TORCH_CHECK(image.size(2) > 0 && image.size(3) > 0,
-              "warp_perspective: image height and width must be positive");
-  TORCH_CHECK(image.size(2) * image.size(3) < (int64_t(1) << 31) - image.size(3) - 2,
-              "warp_perspective: image planes must have fewer than 2^31 pixels");
-  TORCH_CHECK(interp >= 0, "warp_perspective: mode must be 'bilinear' or 'nearest'");
-  TORCH_CHECK(pad >= 0,
-              "warp_perspective: padding_mode must be 'zeros', 'border' or 'reflection'");
-}
 
 template <typename T>
 std::vector<ItemParams> prepare_all(const at::Tensor& Hc) {
@@ -99,7 +53,7 @@ struct RowScratch {
 // anything), (2) channel by channel, the four-tap blend along the row, (3) the remaining
 // pixels through the general footprint, which computes bit-identical coordinates.
 template <typename T, int INTERP, int PAD>
-__attribute__((always_inline)) inline void forward_row_body(const T* N, const T* src, int64_t C,
+DGP_ALWAYS_INLINE void forward_row_body(const T* N, const T* src, int64_t C,
                                                             int64_t H, int64_t W, int64_t y,
                                                             int64_t ow, T* orow, int64_t out_plane,
                                                             RowScratch<T>& rs) {
@@ -164,10 +118,9 @@ void forward_row_generic(const T* N, const T* src, int64_t C, int64_t H, int64_t
   forward_row_body<T, INTERP, PAD>(N, src, C, H, W, y, ow, orow, out_plane, rs);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define DGP_WARP_HAVE_AVX2_PATH 1
+#ifdef DGP_HAVE_V3
 template <typename T, int INTERP, int PAD>
-__attribute__((target("avx2,fma"))) void forward_row_avx2(const T* N, const T* src, int64_t C,
+DGP_TARGET_V3 void forward_row_avx2(const T* N, const T* src, int64_t C,
                                                           int64_t H, int64_t W, int64_t y,
                                                           int64_t ow, T* orow,
                                                           int64_t out_plane, RowScratch<T>& rs) {
@@ -178,7 +131,7 @@ __attribute__((target("avx2,fma"))) void forward_row_avx2(const T* N, const T* s
 // four-tap blend; the general path handles the leftovers exactly as the scalar
 // row does.
 template <int PAD>
-__attribute__((target("avx2,fma"))) void forward_row_avx2_f32(
+DGP_TARGET_V3 void forward_row_avx2_f32(
     const float* N, const float* src, int64_t C, int64_t H, int64_t W, int64_t y, int64_t ow,
     float* orow, int64_t out_plane, RowScratch<float>& rs) {
   const int64_t plane = H * W;
@@ -252,21 +205,17 @@ __attribute__((target("avx2,fma"))) void forward_row_avx2_f32(
   for (int64_t x = ow8; x < ow; ++x) general(x);
 }
 
-inline bool cpu_has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
 #endif
 
 template <typename T, int INTERP, int PAD>
 void forward_row(const T* N, const T* src, int64_t C, int64_t H, int64_t W, int64_t y,
                  int64_t ow, T* orow, int64_t out_plane, RowScratch<T>& rs) {
-#ifdef DGP_WARP_HAVE_AVX2_PATH
+#ifdef DGP_HAVE_V3
   if constexpr (std::is_same_v<T, float> && INTERP == kBilinear) {
-    if (cpu_has_avx2())
+    if (cpu_has_v3())
       return forward_row_avx2_f32<PAD>(N, src, C, H, W, y, ow, orow, out_plane, rs);
   }
-  if (cpu_has_avx2())
+  if (cpu_has_v3())
     return forward_row_avx2<T, INTERP, PAD>(N, src, C, H, W, y, ow, orow, out_plane, rs);
 #endif
   forward_row_generic<T, INTERP, PAD>(N, src, C, H, W, y, ow, orow, out_plane, rs);
@@ -465,16 +414,154 @@ void dispatch_modes(int interp, int pad, F&& f) {
   return f(std::integral_constant<int, kNearest>{}, std::integral_constant<int, kReflection>{});
 }
 
+// ---- uint8 forward (sample_pixel_u8) ----------------------------------------------------
+
+// A uint8 image used in place: (B, C, H, W) sizes with the strides of NCHW-contiguous or
+// channels-last (B, H, W, C) memory; any other layout is copied to NCHW first.
+struct U8Image {
+  at::Tensor t;
+  const uint8_t* data;
+  int64_t C, H, W, sb, sc, sy, sx;
+};
+
+U8Image u8_image(const at::Tensor& image) {
+  at::Tensor t = image;
+  if (!(t.is_contiguous() || t.is_contiguous(at::MemoryFormat::ChannelsLast))) t = t.contiguous();
+  return {t, t.const_data_ptr<uint8_t>(), t.size(1), t.size(2), t.size(3),
+          t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
+}
+
+// Per-row scratch of the uint8 bilinear forward.
+struct RowScratchU8 {
+  std::vector<int32_t> off;
+  std::vector<float> fx, fy;
+  std::vector<uint8_t> fast;
+  explicit RowScratchU8(int64_t n) : off(n), fx(n), fy(n), fast(n) {}
+};
+
+// One output row of one uint8 item. Bilinear rows go in passes as the float rows do: (1)
+// branch-free coordinates of every pixel, (2) the four-tap blend of the pixels whose taps lie
+// strictly inside the image (no padding mode changes anything there), (3) the others through
+// sample_pixel_u8.
+template <int INTERP, int PAD>
+DGP_ALWAYS_INLINE void forward_row_u8_body(const double* N, const U8Image& im,
+                                           const uint8_t* src, int64_t y, int64_t ow,
+                                           uint8_t* orow, int64_t osc, RowScratchU8& rs) {
+  const double yy = static_cast<double>(y);
+  auto general = [&](int64_t x) {
+    sample_pixel_u8<INTERP, PAD>(N, static_cast<double>(x), yy, src, im.C, im.H, im.W, im.sc,
+                                 im.sy, im.sx, orow + x, osc);
+  };
+  if (INTERP != kBilinear) {
+    for (int64_t x = 0; x < ow; ++x) general(x);
+    return;
+  }
+  const double ub = N[1] * yy + N[2], vb = N[4] * yy + N[5], wb = N[7] * yy + N[8];
+  const double umax = static_cast<double>(im.W - 1), vmax = static_cast<double>(im.H - 1);
+  const int32_t sy = static_cast<int32_t>(im.sy), sx = static_cast<int32_t>(im.sx);
+  int32_t* off = rs.off.data();
+  float* fxs = rs.fx.data();
+  float* fys = rs.fy.data();
+  uint8_t* fast = rs.fast.data();
+  bool any_slow = false;
+  for (int64_t x = 0; x < ow; ++x) {
+    const double xx = static_cast<double>(x);
+    const double w = N[6] * xx + wb;
+    const bool wok = w > kMinW;
+    const double invw = 1.0 / (wok ? w : 1.0);
+    const double u = (N[0] * xx + ub) * invw, v = (N[3] * xx + vb) * invw;
+    const bool ok = wok && u >= 0.0 && v >= 0.0 && u < umax && v < vmax;
+    const double uc = ok ? u : 0.0, vc = ok ? v : 0.0;
+    const int32_t xi = static_cast<int32_t>(uc), yi = static_cast<int32_t>(vc);
+    fxs[x] = static_cast<float>(uc - static_cast<double>(xi));
+    fys[x] = static_cast<float>(vc - static_cast<double>(yi));
+    off[x] = yi * sy + xi * sx;
+    fast[x] = ok;
+    any_slow |= !ok;
+  }
+  const int64_t C = im.C, sc = im.sc, sxy = im.sy + im.sx;
+  for (int64_t x = 0; x < ow; ++x) {
+    if (!fast[x]) continue;
+    const uint8_t* p = src + off[x];
+    const float fx = fxs[x], fy = fys[x];
+    for (int64_t c = 0; c < C; ++c, p += sc) {
+      const float p00 = p[0], p01 = p[im.sx], p10 = p[im.sy], p11 = p[sxy];
+      const float top = p00 + fx * (p01 - p00), bot = p10 + fx * (p11 - p10);
+      orow[x + c * osc] = saturate_u8(top + fy * (bot - top));
+    }
+  }
+  if (any_slow)
+    for (int64_t x = 0; x < ow; ++x)
+      if (!fast[x]) general(x);
+}
+
+template <int INTERP, int PAD>
+void forward_row_u8_generic(const double* N, const U8Image& im, const uint8_t* src, int64_t y,
+                            int64_t ow, uint8_t* orow, int64_t osc, RowScratchU8& rs) {
+  forward_row_u8_body<INTERP, PAD>(N, im, src, y, ow, orow, osc, rs);
+}
+
+#ifdef DGP_HAVE_V3
+template <int INTERP, int PAD>
+DGP_TARGET_V3 void forward_row_u8_v3(const double* N, const U8Image& im, const uint8_t* src,
+                                     int64_t y, int64_t ow, uint8_t* orow, int64_t osc,
+                                     RowScratchU8& rs) {
+  forward_row_u8_body<INTERP, PAD>(N, im, src, y, ow, orow, osc, rs);
+}
+#endif
+
+template <int INTERP, int PAD>
+void forward_impl_u8(const U8Image& im, const std::vector<ItemParams>& params, at::Tensor& out) {
+  const int64_t B = out.size(0), C = im.C, oh = out.size(2), ow = out.size(3);
+  const int64_t osc = oh * ow;
+  uint8_t* op = out.mutable_data_ptr<uint8_t>();
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, ow * C));
+  at::parallel_for(0, B * oh, grain, [&](int64_t begin, int64_t end) {
+    RowScratchU8 rs(ow);
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / oh, y = r % oh;
+      uint8_t* orow = op + b * C * osc + y * ow;
+      if (!params[b].valid) {
+        for (int64_t c = 0; c < C; ++c) std::fill_n(orow + c * osc, ow, uint8_t(0));
+        continue;
+      }
+      const double* N = params[b].N;
+      const uint8_t* src = im.data + b * im.sb;
+#ifdef DGP_HAVE_V3
+      if (cpu_has_v3()) {
+        forward_row_u8_v3<INTERP, PAD>(N, im, src, y, ow, orow, osc, rs);
+        continue;
+      }
+#endif
+      forward_row_u8_generic<INTERP, PAD>(N, im, src, y, ow, orow, osc, rs);
+    }
+  });
+}
+
+at::Tensor warp_u8_cpu(const at::Tensor& image, const at::Tensor& H, int64_t out_h,
+                       int64_t out_w, int interp, int pad) {
+  const U8Image im = u8_image(image);
+  at::Tensor out = at::empty({image.size(0), image.size(1), out_h, out_w}, image.options());
+  if (out.numel() == 0) return out;
+  const at::Tensor Hc = H.contiguous();
+  std::vector<ItemParams> params;
+  AT_DISPATCH_FLOATING_TYPES(Hc.scalar_type(), "warp_perspective_cpu_u8",
+                             [&] { params = prepare_all<scalar_t>(Hc); });
+  dispatch_modes(interp, pad, [&](auto I, auto P) {
+    forward_impl_u8<decltype(I)::value, decltype(P)::value>(im, params, out);
+  });
+  return out;
+}
+
 at::Tensor warp_perspective_cpu(const at::Tensor& image, const at::Tensor& H, int64_t out_h,
                                 int64_t out_w, c10::string_view mode,
                                 c10::string_view padding_mode) {
-  const int interp = interp_code(mode), pad = padding_code(padding_mode);
-  check_inputs(image, H, interp, pad);
-  TORCH_CHECK(out_h > 0 && out_w > 0, "warp_perspective: out_h and out_w must be positive");
+  int interp, pad;
+  std::tie(interp, pad) = check_forward_args(image, H, out_h, out_w, mode, padding_mode);
+  if (image.scalar_type() == at::kByte) return warp_u8_cpu(image, H, out_h, out_w, interp, pad);
   const at::Tensor img = image.contiguous(), Hc = H.contiguous();
   const std::array<int64_t, 4> out_sizes = {img.size(0), img.size(1), out_h, out_w};
-  at::Tensor out = alloc_fresh_zeroed(out_sizes, img.options());
-  if (!out.defined()) out = at::empty(out_sizes, img.options());
+  at::Tensor out = at::empty(out_sizes, img.options());
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "warp_perspective_cpu", [&] {
     const auto params = prepare_all<scalar_t>(Hc);
@@ -489,15 +576,8 @@ std::tuple<at::Tensor, at::Tensor> warp_perspective_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& image, const at::Tensor& H,
     c10::string_view mode, c10::string_view padding_mode, bool image_requires_grad,
     bool H_requires_grad) {
-  const int interp = interp_code(mode), pad = padding_code(padding_mode);
-  check_inputs(image, H, interp, pad);
-  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == image.size(0) &&
-                  grad_output.size(1) == image.size(1),
-              "warp_perspective_backward: grad_output must be (B, C, out_h, out_w)");
-  TORCH_CHECK(grad_output.scalar_type() == image.scalar_type(),
-              "warp_perspective_backward: grad_output must have the dtype of image");
-  TORCH_CHECK(grad_output.size(2) > 0 && grad_output.size(3) > 0,
-              "warp_perspective_backward: grad_output must have positive height and width");
+  int interp, pad;
+  std::tie(interp, pad) = check_backward_args(grad_output, image, H, mode, padding_mode);
   const at::Tensor img = image.contiguous(), Hc = H.contiguous();
   const bool need_h = H_requires_grad && interp == kBilinear;
   // A gradient that is not requested comes back as an empty tensor. The image gradient is
@@ -505,7 +585,7 @@ std::tuple<at::Tensor, at::Tensor> warp_perspective_backward_cpu(
   at::Tensor gimg = at::empty({0}, img.options());
   bool gimg_zeroed = false;
   if (image_requires_grad) {
-    gimg = alloc_fresh_zeroed(img.sizes(), img.options());
+    gimg = try_zeroed_pages(img.sizes(), img.options());
     gimg_zeroed = gimg.defined();
     if (!gimg_zeroed) gimg = at::empty_like(img);
   }

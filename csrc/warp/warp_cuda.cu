@@ -8,6 +8,9 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <tuple>
+
+#include "warp/warp_checks.h"
 #include "warp/warp_kernel.h"
 
 namespace dgp_ops {
@@ -15,6 +18,8 @@ namespace warp {
 namespace {
 
 constexpr int kThreads = 256;
+// Items are blockIdx.y.
+constexpr int64_t kMaxGridY = 65535;
 // Per-item parameters on the device: N (9), Hinv (9), c, valid.
 constexpr int kParamStride = 20;
 
@@ -57,6 +62,26 @@ __global__ void forward_kernel(const T* __restrict__ img, const double* __restri
   } else {
     for (int64_t c = 0; c < C; ++c) o[c * out_plane] = T(0);
   }
+}
+
+// uint8 images (NCHW or channels-last strides): OpenCV's fixed-point arithmetic.
+template <int INTERP, int PAD>
+__global__ void forward_kernel_u8(const uint8_t* __restrict__ img,
+                                  const double* __restrict__ params, uint8_t* __restrict__ out,
+                                  int64_t C, int64_t H, int64_t W, int64_t sb, int64_t sc,
+                                  int64_t sy, int64_t sx, int64_t oh, int64_t ow) {
+  const int64_t pix = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t b = blockIdx.y;
+  const int64_t out_plane = oh * ow;
+  if (pix >= out_plane) return;
+  const double* p = params + b * kParamStride;
+  uint8_t* o = out + b * C * out_plane + pix;
+  if (p[19] == 0.0) {
+    for (int64_t c = 0; c < C; ++c) o[c * out_plane] = 0;
+    return;
+  }
+  sample_pixel_u8<INTERP, PAD>(p, static_cast<double>(pix % ow), static_cast<double>(pix / ow),
+                               img + b * sb, C, H, W, sc, sy, sx, o, out_plane);
 }
 
 struct AtomicAdd {
@@ -140,23 +165,6 @@ void dispatch_modes(int interp, int pad, F&& f) {
   return f(std::integral_constant<int, kNearest>{}, std::integral_constant<int, kReflection>{});
 }
 
-void check_inputs(const at::Tensor& image, const at::Tensor& H, int interp, int pad) {
-  TORCH_CHECK(image.dim() == 4, "warp_perspective: image must be (B, C, H, W)");
-  TORCH_CHECK(H.dim() == 3 && H.size(0) == image.size(0) && H.size(1) == 3 && H.size(2) == 3,
-              "warp_perspective: H must be (B, 3, 3) with B = image.size(0)");
-  TORCH_CHECK(image.scalar_type() == at::kFloat || image.scalar_type() == at::kDouble,
-              "warp_perspective: image must be float32 or float64");
-  TORCH_CHECK(H.scalar_type() == image.scalar_type(),
-              "warp_perspective: H must have the dtype of image");
-  TORCH_CHECK(H.device() == image.device(), "warp_perspective: H and image devices differ");
-  TORCH_CHECK(image.size(2) > 0 && image.size(3) > 0,
-              "warp_perspective: image height and width must be positive");
-  TORCH_CHECK(image.size(0) <= 65535, "warp_perspective: CUDA batch must be at most 65535");
-  TORCH_CHECK(interp >= 0, "warp_perspective: mode must be 'bilinear' or 'nearest'");
-  TORCH_CHECK(pad >= 0,
-              "warp_perspective: padding_mode must be 'zeros', 'border' or 'reflection'");
-}
-
 at::Tensor prepare_params(const at::Tensor& Hc) {
   const int64_t B = Hc.size(0);
   at::Tensor params = at::empty({B, kParamStride}, Hc.options().dtype(at::kDouble));
@@ -172,11 +180,16 @@ at::Tensor prepare_params(const at::Tensor& Hc) {
 at::Tensor warp_perspective_cuda(const at::Tensor& image, const at::Tensor& H, int64_t out_h,
                                  int64_t out_w, c10::string_view mode,
                                  c10::string_view padding_mode) {
-  const int interp = interp_code(mode), pad = padding_code(padding_mode);
-  check_inputs(image, H, interp, pad);
-  TORCH_CHECK(out_h > 0 && out_w > 0, "warp_perspective: out_h and out_w must be positive");
+  int interp, pad;
+  std::tie(interp, pad) = check_forward_args(image, H, out_h, out_w, mode, padding_mode);
+  TORCH_CHECK_VALUE(image.size(0) <= kMaxGridY, kForwardOp, ": the CUDA kernels take at most ",
+                    kMaxGridY, " images per call, got ", image.size(0));
   const c10::cuda::CUDAGuard guard(image.device());
-  const at::Tensor img = image.contiguous(), Hc = H.contiguous();
+  const bool u8 = image.scalar_type() == at::kByte;
+  // uint8 images are read in place in NCHW or channels-last memory.
+  const at::Tensor img =
+      u8 && image.is_contiguous(at::MemoryFormat::ChannelsLast) ? image : image.contiguous();
+  const at::Tensor Hc = H.contiguous();
   const int64_t B = img.size(0), C = img.size(1);
   at::Tensor out = at::empty({B, C, out_h, out_w}, img.options());
   if (out.numel() == 0) return out;
@@ -184,6 +197,16 @@ at::Tensor warp_perspective_cuda(const at::Tensor& image, const at::Tensor& H, i
   const dim3 grid(static_cast<unsigned>((out_h * out_w + kThreads - 1) / kThreads),
                   static_cast<unsigned>(B));
   const auto stream = at::cuda::getCurrentCUDAStream();
+  if (u8) {
+    dispatch_modes(interp, pad, [&](auto I, auto P) {
+      forward_kernel_u8<decltype(I)::value, decltype(P)::value><<<grid, kThreads, 0, stream>>>(
+          img.const_data_ptr<uint8_t>(), params.const_data_ptr<double>(),
+          out.mutable_data_ptr<uint8_t>(), C, img.size(2), img.size(3), img.stride(0),
+          img.stride(1), img.stride(2), img.stride(3), out_h, out_w);
+    });
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return out;
+  }
   AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "warp_perspective_cuda", [&] {
     dispatch_modes(interp, pad, [&](auto I, auto P) {
       forward_kernel<scalar_t, decltype(I)::value, decltype(P)::value>
@@ -200,13 +223,11 @@ std::tuple<at::Tensor, at::Tensor> warp_perspective_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& image, const at::Tensor& H,
     c10::string_view mode, c10::string_view padding_mode, bool image_requires_grad,
     bool H_requires_grad) {
-  const int interp = interp_code(mode), pad = padding_code(padding_mode);
-  check_inputs(image, H, interp, pad);
-  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == image.size(0) &&
-                  grad_output.size(1) == image.size(1),
-              "warp_perspective_backward: grad_output must be (B, C, out_h, out_w)");
-  TORCH_CHECK(grad_output.scalar_type() == image.scalar_type(),
-              "warp_perspective_backward: grad_output must have the dtype of image");
+  int interp, pad;
+  std::tie(interp, pad) = check_backward_args(grad_output, image, H, mode, padding_mode);
+  TORCH_CHECK_VALUE(image.size(0) <= kMaxGridY, kBackwardOp,
+                    ": the CUDA kernels take at most ", kMaxGridY, " images per call, got ",
+                    image.size(0));
   const c10::cuda::CUDAGuard guard(image.device());
   const at::Tensor img = image.contiguous(), Hc = H.contiguous();
   const at::Tensor g = grad_output.contiguous();

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "common/host_device.h"
+#include "common/small_matrix.h"
 
 namespace dgp_ops {
 namespace warp {
@@ -50,8 +51,7 @@ HOST_DEVICE inline ItemParams prepare_item(const T* Hp) {
   double h[9];
   for (int k = 0; k < 9; ++k) {
     h[k] = static_cast<double>(Hp[k]);
-    // x - x != 0 catches NaN and +-Inf without <cmath> on the device.
-    if (!(h[k] - h[k] == 0.0)) finite = false;
+    if (!is_finite_d(h[k])) finite = false;
     m = abs_d(h[k]) > m ? abs_d(h[k]) : m;
   }
   for (int k = 0; k < 9; ++k) {
@@ -60,18 +60,8 @@ HOST_DEVICE inline ItemParams prepare_item(const T* Hp) {
   }
   if (!finite || !(m > 0.0)) return p;
   for (int k = 0; k < 9; ++k) h[k] /= m;
-  // Adjugate (transposed cofactors) of the normalised H.
   double a[9];
-  a[0] = h[4] * h[8] - h[5] * h[7];
-  a[1] = h[2] * h[7] - h[1] * h[8];
-  a[2] = h[1] * h[5] - h[2] * h[4];
-  a[3] = h[5] * h[6] - h[3] * h[8];
-  a[4] = h[0] * h[8] - h[2] * h[6];
-  a[5] = h[2] * h[3] - h[0] * h[5];
-  a[6] = h[3] * h[7] - h[4] * h[6];
-  a[7] = h[1] * h[6] - h[0] * h[7];
-  a[8] = h[0] * h[4] - h[1] * h[3];
-  const double det = h[0] * a[0] + h[1] * a[3] + h[2] * a[6];
+  const double det = adj3(h, a);
   if (!(abs_d(det) > kMinRelDet)) return p;
   double am = 0.0;
   for (int k = 0; k < 9; ++k) am = abs_d(a[k]) > am ? abs_d(a[k]) : am;
@@ -88,19 +78,9 @@ HOST_DEVICE inline ItemParams prepare_item(const T* Hp) {
 // N.p / w, which are invariant to scaling, so dL/dHinv = dL/dN / c; then
 // dL/dH = -H^-T (dL/dHinv) H^-T.
 HOST_DEVICE inline void finish_h_grad(const ItemParams& p, const double dN[9], double dH[9]) {
-  double g[9], t[9];
+  double g[9];
   for (int k = 0; k < 9; ++k) g[k] = p.valid ? dN[k] / p.c : 0.0;
-  const double* A = p.Hinv;
-  // t = A^T g
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j)
-      t[i * 3 + j] = A[0 * 3 + i] * g[0 * 3 + j] + A[1 * 3 + i] * g[1 * 3 + j] +
-                     A[2 * 3 + i] * g[2 * 3 + j];
-  // dH = -t A^T
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j)
-      dH[i * 3 + j] = -(t[i * 3 + 0] * A[j * 3 + 0] + t[i * 3 + 1] * A[j * 3 + 1] +
-                        t[i * 3 + 2] * A[j * 3 + 2]);
+  inverse_grad(p.Hinv, g, dH);
 }
 
 // Border padding: clamp to [0, hi]; d is d(out)/d(in) (0 where clamped).
@@ -294,17 +274,91 @@ HOST_DEVICE inline void backward_pixel(const Footprint<T>& f, T x, T y, const T*
   dN[8] += gw;
 }
 
-// Mode strings of the op schema to codes; -1 when unknown.
+// ---- uint8 images ------------------------------------------------------------------------
+// As cv2.warpPerspective (OpenCV 5) computes them: the source coordinate in double, bilinear
+// weights from its exact fraction, the blend in float, rounded to nearest and saturated;
+// nearest rounds the coordinate half to even.
+// Source coordinates are clamped to this range (pixels) before integer conversion.
+constexpr double kU8CoordLimit = 1073741824.0;  // 2^30
+
+HOST_DEVICE inline double clamp_coord(double v) {
+  return v < -kU8CoordLimit ? -kU8CoordLimit : (v > kU8CoordLimit ? kU8CoordLimit : v);
+}
+
+HOST_DEVICE inline uint8_t saturate_u8(float v) {
+  return v <= 0.f ? uint8_t(0) : (v >= 255.f ? uint8_t(255) : static_cast<uint8_t>(v + 0.5f));
+}
+
+// Index i of a row or column of n pixels under the padding mode; -1 for zero padding outside.
+template <int PAD>
+HOST_DEVICE inline int64_t border_index(int64_t i, int64_t n) {
+  if (i >= 0 && i < n) return i;
+  if (PAD == kZeros) return -1;
+  if (PAD == kBorder) return i < 0 ? 0 : n - 1;
+  if (n == 1) return 0;  // reflection about the edge pixel centres (BORDER_REFLECT_101)
+  const int64_t period = 2 * (n - 1);
+  i %= period;
+  if (i < 0) i += period;
+  return i < n ? i : period - i;
+}
+
+// One output pixel (x, y) of a uint8 image, all C channels. img: the item's first element
+// with strides sc (channel), sy (row), sx (column) in elements; out: the pixel's first
+// channel, channels osc apart.
+template <int INTERP, int PAD>
+HOST_DEVICE inline void sample_pixel_u8(const double N[9], double x, double y,
+                                        const uint8_t* img, int64_t C, int64_t H, int64_t W,
+                                        int64_t sc, int64_t sy, int64_t sx, uint8_t* out,
+                                        int64_t osc) {
+  const double w = N[6] * x + (N[7] * y + N[8]);
+  if (w > kMinW) {
+    const double X = clamp_coord((N[0] * x + (N[1] * y + N[2])) / w);
+    const double Y = clamp_coord((N[3] * x + (N[4] * y + N[5])) / w);
+    if (INTERP == kNearest) {
+      const int64_t xi = border_index<PAD>(static_cast<int64_t>(nearbyint(X)), W);
+      const int64_t yi = border_index<PAD>(static_cast<int64_t>(nearbyint(Y)), H);
+      if (xi >= 0 && yi >= 0) {
+        const uint8_t* p = img + yi * sy + xi * sx;
+        for (int64_t c = 0; c < C; ++c) out[c * osc] = p[c * sc];
+        return;
+      }
+    } else {
+      const double fX = floor(X), fY = floor(Y);
+      const int64_t x0 = static_cast<int64_t>(fX), y0 = static_cast<int64_t>(fY);
+      const float fx = static_cast<float>(X - fX), fy = static_cast<float>(Y - fY);
+      const int64_t xa = border_index<PAD>(x0, W), xb = border_index<PAD>(x0 + 1, W);
+      const int64_t ya = border_index<PAD>(y0, H), yb = border_index<PAD>(y0 + 1, H);
+      for (int64_t c = 0; c < C; ++c) {
+        const uint8_t* p = img + c * sc;
+        const float p00 = ya >= 0 && xa >= 0 ? p[ya * sy + xa * sx] : 0.f;
+        const float p01 = ya >= 0 && xb >= 0 ? p[ya * sy + xb * sx] : 0.f;
+        const float p10 = yb >= 0 && xa >= 0 ? p[yb * sy + xa * sx] : 0.f;
+        const float p11 = yb >= 0 && xb >= 0 ? p[yb * sy + xb * sx] : 0.f;
+        const float top = p00 + fx * (p01 - p00), bot = p10 + fx * (p11 - p10);
+        out[c * osc] = saturate_u8(top + fy * (bot - top));
+      }
+      return;
+    }
+  }
+  for (int64_t c = 0; c < C; ++c) out[c * osc] = 0;
+}
+
+// Mode names of the op schema, indexed by their codes (exported to Python by _C).
+constexpr const char* kModeNames[] = {"bilinear", "nearest"};
+constexpr const char* kPaddingNames[] = {"zeros", "border", "reflection"};
+constexpr int kNumModes = 2;
+constexpr int kNumPaddings = 3;
+
+// Mode strings to codes; -1 when unknown.
 inline int interp_code(std::string_view s) {
-  if (s == "bilinear") return kBilinear;
-  if (s == "nearest") return kNearest;
+  for (int i = 0; i < kNumModes; ++i)
+    if (s == kModeNames[i]) return i;
   return -1;
 }
 
 inline int padding_code(std::string_view s) {
-  if (s == "zeros") return kZeros;
-  if (s == "border") return kBorder;
-  if (s == "reflection") return kReflection;
+  for (int i = 0; i < kNumPaddings; ++i)
+    if (s == kPaddingNames[i]) return i;
   return -1;
 }
 

@@ -139,14 +139,16 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
     """The one place that calls the ``dgp_ops`` geometry.
 
     Args:
-        image: (3, H, W) float32 in [0, 1]; mask: (H, W) float32 0/1 or None.
+        image: (3, H, W) uint8 (e.g. a channels-last view of the decoded image: warped in
+            place, no full-size float copy); mask: (H, W) uint8 0/1 or None.
         K: (3, 3) float64 original intrinsics; center: (2,) float64 box centre (pixels);
         side: box side (pixels); zoom: extra scale about the principal point; theta: in-plane
         rotation (radians) about the output optical axis; origin: original-pixel position
         ``(x0, y0)`` of ``image``'s top-left pixel (a crop of the original image).
 
     Returns:
-        ``(image (3, S, S), mask (S, S) or None, H, K_out, R)`` with float64 (3, 3) matrices.
+        ``(image (3, S, S) float32 in [0, 1], mask (S, S) or None, H, K_out, R)`` with
+        float64 (3, 3) matrices.
     """
     from dgp_ops.rectify import rectification
     from dgp_ops.warp import warp_perspective
@@ -163,11 +165,13 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
     R = Rz @ R0
     shift = torch.tensor([[1.0, 0.0, origin[0]], [0.0, 1.0, origin[1]], [0.0, 0.0, 1.0]],
                          dtype=torch.float64)
-    H32 = (H @ shift).to(torch.float32)[None]
-    out = warp_perspective(image[None], H32, (S, S), padding_mode=cfg.padding_mode)[0]
+    H_src = (H @ shift)[None]  # maps the pixels of ``image`` (a crop) to the output
+    # uint8 in, uint8 out (rounded as OpenCV does); only the small output becomes float.
+    out = warp_perspective(image[None], H_src, (S, S), padding_mode=cfg.padding_mode)[0]
+    out = out.float() / 255.0
     out_mask = None
     if mask is not None:
-        out_mask = warp_perspective(mask[None, None], H32, (S, S), mode="nearest")[0, 0]
+        out_mask = warp_perspective(mask[None, None], H_src, (S, S), mode="nearest")[0, 0]
     return out, out_mask, H, K1, R
 
 
@@ -259,10 +263,10 @@ class HandInputPipeline:
             else:
                 image = image[y0:y1, x0:x1]
             mask_np = None if mask_np is None else mask_np[y0:y1, x0:x1]
-        img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+        img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)  # uint8, HWC memory
         mask = None
         if mask_np is not None:
-            mask = torch.from_numpy(np.ascontiguousarray(mask_np)).float()
+            mask = torch.from_numpy(np.ascontiguousarray(mask_np, dtype=np.uint8))
         out_img, out_mask, H, K_out, R = _rectify_and_warp(
             img, mask, K, center, side * factor, zoom, theta, cfg, (x0, y0))
         if cfg.train and cfg.photometric is not None:

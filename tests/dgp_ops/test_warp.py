@@ -369,3 +369,56 @@ def test_large_tensors_match_reference():
     torch.testing.assert_close(g1, g2, atol=1e-3, rtol=1e-3)
     g1.add_(1.0)  # the returned gradient is an ordinary writable tensor
     assert g1.sum() > 0
+
+
+# ---- uint8 images -----------------------------------------------------------------------------
+
+
+def _u8_batch(B: int, h: int, w: int, seed: int = 30):
+    g = torch.Generator().manual_seed(seed)
+    hwc = (torch.rand(B, h, w, 3, generator=g) * 256).to(torch.uint8)  # noise: sharp edges
+    return hwc, random_homographies(B, h, w, torch.float64, seed=seed + 1, strength=2.0)
+
+
+@pytest.mark.parametrize(
+    ("mode", "flag"), [("bilinear", cv2.INTER_LINEAR), ("nearest", cv2.INTER_NEAREST)]
+)
+@pytest.mark.parametrize(
+    ("padding_mode", "border"),
+    [("zeros", cv2.BORDER_CONSTANT), ("border", cv2.BORDER_REPLICATE),
+     ("reflection", cv2.BORDER_REFLECT_101)],
+)
+def test_uint8_matches_opencv(mode, flag, padding_mode, border):
+    hwc, H = _u8_batch(3, 37, 45)
+    image = hwc.permute(0, 3, 1, 2)  # channels-last memory, read in place
+    assert image.is_contiguous(memory_format=torch.channels_last)
+    out = warp(image, H, (33, 41), mode=mode, padding_mode=padding_mode)
+    assert out.dtype == torch.uint8 and out.shape == (3, 3, 33, 41)
+    for b in range(3):
+        ref = cv2.warpPerspective(hwc[b].numpy(), H[b].numpy(), (41, 33), flags=flag,
+                                  borderMode=border, borderValue=0)
+        got = out[b].permute(1, 2, 0).numpy()
+        diff = np.abs(got.astype(np.int32) - ref.astype(np.int32))
+        assert diff.max() <= 1, (b, diff.max())
+        assert (diff > 0).mean() < 0.01
+
+
+def test_uint8_layouts_and_dtypes_of_h_agree():
+    hwc, H = _u8_batch(2, 20, 24, seed=32)
+    nchw = hwc.permute(0, 3, 1, 2).contiguous()
+    ref = warp(nchw, H, (18, 19))
+    torch.testing.assert_close(warp(hwc.permute(0, 3, 1, 2), H, (18, 19)), ref, rtol=0, atol=0)
+    torch.testing.assert_close(warp(nchw, H.float(), (18, 19)), ref, rtol=0, atol=1)
+    # Close to the float warp of the same image (exact coordinates, no 1/32 px rounding).
+    f = warp(nchw.double(), H, (18, 19)).round()
+    assert (f - ref.double()).abs().max() <= 8
+
+
+def test_uint8_has_no_gradient_and_saturates():
+    img = torch.full((1, 1, 6, 6), 255, dtype=torch.uint8)
+    H = torch.tensor([[0.7, 0.1, 0.3], [0.0, 0.8, 0.2], [0.0, 0.0, 1.0]], requires_grad=True)
+    out = warp(img, H, (5, 5), padding_mode="border")
+    assert not out.requires_grad
+    assert torch.equal(out, torch.full_like(out, 255))
+    torch.library.opcheck(torch.ops.dgp_ops.warp_perspective.default,
+                          (img, H.detach().expand(1, 3, 3), 5, 5, "bilinear", "zeros"))

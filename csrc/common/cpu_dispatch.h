@@ -1,0 +1,35 @@
+// The one CPU-feature dispatch of the CPU kernels. A hot loop is written once as an
+// always-inline body and wrapped twice: DGP_TARGET_V3 compiles a wrapper for the x86-64-v3
+// ISA level (AVX2, FMA, BMI2; explicit AVX2 intrinsics are allowed there), the other for the
+// baseline; cpu_has_v3() picks one at run time (by CPU feature, not CPU model). DGP_FLATTEN
+// inlines the per-item functions into each wrapper so that they are vectorised for its ISA.
+#pragma once
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
+#define DGP_HAVE_V3 1
+#define DGP_TARGET_V3 __attribute__((target("arch=x86-64-v3")))
+#else
+#define DGP_TARGET_V3
+#endif
+
+#if defined(__GNUC__)
+#define DGP_FLATTEN __attribute__((flatten))
+#define DGP_ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define DGP_FLATTEN
+#define DGP_ALWAYS_INLINE inline
+#endif
+
+namespace dgp_ops {
+
+// Whether this CPU runs x86-64-v3 code (false on other architectures).
+inline bool cpu_has_v3() {
+#ifdef DGP_HAVE_V3
+  static const bool has = __builtin_cpu_supports("x86-64-v3");
+  return has;
+#else
+  return false;
+#endif
+}
+
+}  // namespace dgp_ops

@@ -1,0 +1,106 @@
+// Autograd kernel of the weighted DLT op, registered in C++ so that a forward + backward costs
+// two dispatcher calls and no Python. Fake kernels stay in dgp_ops/dlt.py.
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+#include <tuple>
+
+#include "common/autograd_util.h"
+#include "dlt/dlt_checks.h"
+
+namespace dgp_ops {
+namespace dlt {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+using Tensor = at::Tensor;
+
+using ForwardSig = std::tuple<Tensor, Tensor, Tensor>(const Tensor&, const Tensor&,
+                                                      const Tensor&, const Tensor&, double);
+using BackwardSig = std::tuple<Tensor, Tensor, Tensor, Tensor>(
+    const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+    double);
+
+std::tuple<Tensor, Tensor, Tensor> call_forward(const Tensor& p3, const Tensor& p2,
+                                                const Tensor& K, const Tensor& w, double d) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("dgp_ops::weighted_dlt_translation", "")
+                             .typed<ForwardSig>();
+  return op.call(p3, p2, K, w, d);
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> call_backward(const Tensor& gt, const Tensor& p3,
+                                                         const Tensor& p2, const Tensor& K,
+                                                         const Tensor& w, const Tensor& saved,
+                                                         double d) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("dgp_ops::weighted_dlt_translation_backward", "")
+                             .typed<BackwardSig>();
+  return op.call(gt, p3, p2, K, w, saved, d);
+}
+
+// The backward op under autograd: its own derivative is not implemented.
+struct BackwardFunction : public torch::autograd::Function<BackwardFunction> {
+  static variable_list forward(AutogradContext*, const Tensor& gt, const Tensor& p3,
+                               const Tensor& p2, const Tensor& K, const Tensor& w,
+                               const Tensor& saved, double damping) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    const auto [g3, g2, gK, gw] = call_backward(gt, p3, p2, K, w, saved, damping);
+    return {g3, g2, gK, gw};
+  }
+  static variable_list backward(AutogradContext*, variable_list) {
+    double_backward_not_supported(kForwardOp);
+  }
+};
+
+struct ForwardFunction : public torch::autograd::Function<ForwardFunction> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& p3, const Tensor& p2,
+                               const Tensor& K, const Tensor& w, double damping) {
+    Tensor t, valid, saved;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      std::tie(t, valid, saved) = call_forward(p3, p2, K, w, damping);
+    }
+    ctx->mark_non_differentiable({valid, saved});
+    ctx->save_for_backward({p3, p2, K, w, saved});
+    ctx->saved_data["damping"] = damping;
+    return {t, valid, saved};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    const double damping = ctx->saved_data["damping"].toDouble();
+    const auto g = BackwardFunction::apply(grads[0], s[0], s[1], s[2], s[3], s[4], damping);
+    variable_list out(5);
+    for (size_t i = 0; i < 4; ++i)
+      if (ctx->needs_input_grad(i)) out[i] = g[i];
+    return out;
+  }
+};
+
+std::tuple<Tensor, Tensor, Tensor> forward_autograd(const Tensor& p3, const Tensor& p2,
+                                                    const Tensor& K, const Tensor& w,
+                                                    double damping) {
+  const auto r = ForwardFunction::apply(p3, p2, K, w, damping);
+  return {r[0], r[1], r[2]};
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> backward_autograd(const Tensor& gt, const Tensor& p3,
+                                                             const Tensor& p2, const Tensor& K,
+                                                             const Tensor& w,
+                                                             const Tensor& saved,
+                                                             double damping) {
+  const auto r = BackwardFunction::apply(gt, p3, p2, K, w, saved, damping);
+  return {r[0], r[1], r[2], r[3]};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(dgp_ops, Autograd, m) {
+  m.impl("weighted_dlt_translation", &forward_autograd);
+  m.impl("weighted_dlt_translation_backward", &backward_autograd);
+}
+
+}  // namespace dlt
+}  // namespace dgp_ops
