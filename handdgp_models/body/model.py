@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import smplx
 import torch
-from smplx.lbs import lbs
 from smplx.utils import Struct
 from torch import nn
 
 from ..safe_pickle import safe_load_pickle
+from ..template import skin
 from .default_body import DEFAULT_FACE_VERTEX_IDS, default_body_data
 from .joints import (
     BODY_BONES,
@@ -128,36 +128,9 @@ class BodyModel(nn.Module):
             verts (B, V, 3) and keypoints (B, 29, 3) in metres: SMPL's 24 kinematic joints,
             then the face vertices. Dtype of ``pose``.
         """
-        if not isinstance(pose, torch.Tensor) or pose.ndim != 2 or pose.shape[1] != POSE_DIM:
-            raise ValueError(f"pose: expected a (B, {POSE_DIM}) tensor, got {_describe(pose)}")
-        if not pose.is_floating_point():
-            raise TypeError(f"pose: expected a floating tensor, got {pose.dtype}")
-        b, dtype, device = pose.shape[0], pose.dtype, pose.device
-        betas = torch.zeros(b, self.num_betas, dtype=dtype, device=device)
-        if shape is not None:
-            if (not isinstance(shape, torch.Tensor) or shape.ndim != 2 or shape.shape[0] != b
-                    or shape.shape[1] > self.num_betas):
-                raise ValueError(f"shape: expected a (B, <={self.num_betas}) tensor with B={b}, "
-                                 f"got {_describe(shape)}")
-            betas[:, : shape.shape[1]] = shape.to(dtype)
-        if transl is not None and (not isinstance(transl, torch.Tensor)
-                                   or tuple(transl.shape) != (b, 3)):
-            raise ValueError(f"transl: expected a ({b}, 3) tensor, got {_describe(transl)}")
-        m = self.smpl
-        verts, joints = lbs(betas, pose, m.v_template.to(dtype), m.shapedirs.to(dtype),
-                            m.posedirs.to(dtype), m.J_regressor.to(dtype), m.parents,
-                            m.lbs_weights.to(dtype), pose2rot=True)
-        joints = torch.cat([joints, verts[:, list(self.face_vertex_ids)]], dim=1)
-        if transl is not None:
-            verts = verts + transl.to(dtype)[:, None]
-            joints = joints + transl.to(dtype)[:, None]
+        verts, joints = skin(self.smpl, pose, shape, transl, tuple(self.face_vertex_ids))
         return verts, joints
 
-
-def _describe(x: object) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"tensor of shape {tuple(x.shape)}"
-    return type(x).__name__
 
 
 def load_smpl(path: str | os.PathLike | None = None) -> BodyModel:

@@ -12,12 +12,12 @@ import numpy as np
 import scipy.sparse as sp
 import smplx
 import torch
-from smplx.lbs import lbs
 from smplx.utils import Struct
 from torch import nn
 
 from ..files import read_npz
 from ..safe_pickle import safe_load_pickle
+from ..template import skin
 from .default_hand import default_hand_data
 from .pose_prior import sample_default_pose
 
@@ -222,30 +222,8 @@ class HandModel(nn.Module):
             verts (B, V, 3) and joints (B, 21, 3) in metres, OpenPose order; the 16 articulated
             joints are MANO's kinematic joints, the five tips are vertices. Dtype of ``pose``.
         """
-        if not isinstance(pose, torch.Tensor) or pose.ndim != 2 or pose.shape[1] != 48:
-            raise ValueError(f"pose: expected a (B, 48) tensor, got {_describe(pose)}")
-        if not pose.is_floating_point():
-            raise TypeError(f"pose: expected a floating tensor, got {pose.dtype}")
-        b, dtype, device = pose.shape[0], pose.dtype, pose.device
-        betas = torch.zeros(b, self.num_betas, dtype=dtype, device=device)
-        if shape is not None:
-            if (not isinstance(shape, torch.Tensor) or shape.ndim != 2 or shape.shape[0] != b
-                    or shape.shape[1] > self.num_betas):
-                raise ValueError(f"shape: expected a (B, <=10) tensor with B={b}, "
-                                 f"got {_describe(shape)}")
-            betas[:, : shape.shape[1]] = shape.to(dtype)
-        if transl is not None and (not isinstance(transl, torch.Tensor)
-                                   or tuple(transl.shape) != (b, 3)):
-            raise ValueError(f"transl: expected a ({b}, 3) tensor, got {_describe(transl)}")
-        m = self.mano
-        verts, joints = lbs(betas, pose, m.v_template.to(dtype), m.shapedirs.to(dtype),
-                            m.posedirs.to(dtype), m.J_regressor.to(dtype), m.parents,
-                            m.lbs_weights.to(dtype), pose2rot=True)
-        joints = torch.cat([joints, verts[:, list(self.tip_ids)]], dim=1)[:, list(MANO_TO_OPENPOSE)]
-        if transl is not None:
-            verts = verts + transl.to(dtype)[:, None]
-            joints = joints + transl.to(dtype)[:, None]
-        return verts, joints
+        verts, joints = skin(self.mano, pose, shape, transl, tuple(self.tip_ids))
+        return verts, joints[:, list(MANO_TO_OPENPOSE)]
 
     def sample_pose(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Plausible finger articulations (no global orientation).
@@ -270,11 +248,6 @@ class HandModel(nn.Module):
         coeffs = rng.normal(0.0, 0.8, size=(n, k))
         return (mean + coeffs @ comps[:k]).astype(np.float32)
 
-
-def _describe(x: object) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"tensor of shape {tuple(x.shape)}"
-    return type(x).__name__
 
 
 def load_mano(path: str | os.PathLike | None = None, *, tip_ids: str | Sequence[int] = "freihand",
