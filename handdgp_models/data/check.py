@@ -98,43 +98,21 @@ def _check_files(count: SplitCount, items: list[tuple[Path, list[Path]]], root: 
                 count.unreadable.append(f"{rel} ({exc})")
 
 
-def _freihand(root: Path, decode: bool, progress: bool) -> list[SplitCount]:
+def _freihand_items(root: Path, split: str) -> list[tuple[Path, list[Path]]]:
     from .freihand import FREIHAND_VERSIONS, FreiHAND
 
-    out = []
-    for split in ("training", "evaluation"):
-        count = SplitCount(split, official=OFFICIAL_COUNTS["freihand"][split])
-        out.append(count)
-        try:
-            ds = FreiHAND(root, split, FREIHAND_VERSIONS, load_masks=False)
-        except (OSError, ValueError) as exc:
-            count.error = str(exc)
-            continue
-        count.images = len(ds)
-        items = [(ds.image_path(i), []) for i in range(len(ds))]
-        _check_files(count, items, root, decode, progress)
-    return out
+    ds = FreiHAND(root, split, FREIHAND_VERSIONS, load_masks=False)
+    return [(ds.image_path(i), []) for i in range(len(ds))]
 
 
-def _ho3d(root: Path, decode: bool, progress: bool) -> list[SplitCount]:
+def _ho3d_items(root: Path, split: str) -> list[tuple[Path, list[Path]]]:
     from .ho3d import HO3D
 
-    out = []
-    for split in ("train", "evaluation"):
-        count = SplitCount(split, official=OFFICIAL_COUNTS["ho3d"][split])
-        out.append(count)
-        try:
-            ds = HO3D(root, split)
-        except (OSError, ValueError) as exc:
-            count.error = str(exc)
-            continue
-        count.images = len(ds)
-        items = []
-        for i in range(len(ds)):
-            rgb, meta = ds._paths(i)
-            items.append((rgb, [meta]))
-        _check_files(count, items, root, decode, progress)
-    return out
+    ds = HO3D(root, split)
+    return [(rgb, [meta]) for rgb, meta in map(ds._paths, range(len(ds)))]
+
+
+_ITEMS = {"freihand": _freihand_items, "ho3d": _ho3d_items}
 
 
 def check_dataset(dataset: str, root: str | os.PathLike, *, subset: bool = False,
@@ -156,5 +134,15 @@ def check_dataset(dataset: str, root: str | os.PathLike, *, subset: bool = False
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"--data-root: no directory {root}")
-    check = _freihand if dataset == "freihand" else _ho3d
-    return CheckReport(dataset, root, subset, check(root, decode, progress))
+    splits = []
+    for split, official in OFFICIAL_COUNTS[dataset].items():
+        count = SplitCount(split, official=official)
+        splits.append(count)
+        try:
+            items = _ITEMS[dataset](root, split)
+        except (OSError, ValueError) as exc:  # a missing or corrupt annotation file
+            count.error = str(exc)
+            continue
+        count.images = len(items)
+        _check_files(count, items, root, decode, progress)
+    return CheckReport(dataset, root, subset, splits)
