@@ -1,0 +1,197 @@
+"""Training-step throughput on the CPU, and where one step's time goes.
+
+    python -m benchmarks.bench_train_step                       # small and paper configs
+    python -m benchmarks.bench_train_step --configs small --steps 8 --threads 1 2
+
+Each config is trained for a few steps on rendered synthetic hands, idle and with the second
+core busy (a busy-loop process this script starts and stops itself), for each thread setting.
+The breakdown times the parts of a step with module hooks: the data pipeline, the backbone's
+forward and backward, the heads and mesh decoder, the DGP solve, the losses, the optimiser
+step, and one checkpoint write. Rates are images per second of wall time (medians over steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+PARTS = ("data", "backbone fwd", "backbone bwd", "heads fwd", "decoder fwd", "decoder bwd",
+         "dgp+rest fwd", "losses", "other bwd", "optimiser")
+
+
+@contextlib.contextmanager
+def busy_core(enabled: bool):
+    """A second process spinning on one core while the block runs."""
+    proc = None
+    if enabled:
+        proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.3)
+    try:
+        yield
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
+
+class _Clock:
+    """Wall-time stamps from hooks: a module's forward starts and ends, and the moment the
+    gradient of its output arrives (its backward starts) and, for modules whose inputs need
+    gradients, the moment its backward ends."""
+
+    def __init__(self, model) -> None:
+        self.marks: dict[str, float] = {}
+        for name, mod in (("backbone", model.backbone), ("decoder", model.mesh),
+                          ("keypoints", model.keypoints), ("weights", model.weight_head)):
+            mod.register_forward_pre_hook(self._stamp(f"{name} fwd start"))
+            mod.register_forward_hook(self._on_output(name))
+        model.mesh.register_full_backward_hook(self._stamp("decoder bwd end"))
+
+    def _stamp(self, key: str):
+        def hook(*_args):
+            self.marks[key] = time.perf_counter()
+        return hook
+
+    def _on_output(self, name: str):
+        def hook(_mod, _inp, out):
+            self.marks[f"{name} fwd end"] = time.perf_counter()
+            if out.requires_grad:
+                out.register_hook(self._stamp(f"{name} bwd start"))
+        return hook
+
+    def span(self, name: str, kind: str) -> float:
+        m = self.marks
+        return m.get(f"{name} {kind} end", 0.0) - m.get(f"{name} {kind} start", 0.0)
+
+
+def _setup(config: str, root: Path):
+    from handdgp_models.build import build_hand, build_network, build_pipeline, build_train_data
+    from handdgp_models.config import load_config
+    from handdgp_models.data import collate_samples
+    from handdgp_models.data.loader import PipelineDataset
+
+    cfg = load_config(config, [f'data.cache_dir="{root / config}"',
+                               f'train.hierarchy_cache="{root / "hier"}"'])
+    n = 4 * cfg.train.batch_size
+    cfg.data.train[0].samples = n
+    hand = build_hand(cfg)
+    data = PipelineDataset(build_train_data(cfg, root, hand), build_pipeline(cfg, train=True))
+    loader = torch.utils.data.DataLoader(data, batch_size=cfg.train.batch_size, shuffle=True,
+                                         collate_fn=collate_samples, drop_last=True,
+                                         num_workers=cfg.data.num_workers)
+    return cfg, hand, build_network, loader
+
+
+def measure(config: str, root: Path, threads: int, steps: int, busy: bool) -> dict:
+    """Median step time and its parts for ``config`` at ``threads`` threads."""
+    from handdgp_models.checkpoint import save_checkpoint
+    from handdgp_models.losses import total_loss
+    from handdgp_models.train import _forward_losses
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg, hand, build_network, loader = _setup(config, root)
+    model = build_network(cfg, hand).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    clock = _Clock(model)
+    rows: list[dict[str, float]] = []
+    with busy_core(busy):
+        it = iter(loader)
+        for step in range(steps + 2):  # two warm-up steps
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                it = iter(loader)
+                batch = next(it)
+            t1 = time.perf_counter()
+            res = _forward_losses(model, batch, cfg, 2, model.faces)
+            t2 = time.perf_counter()
+            loss = total_loss(res["terms"], cfg.loss)
+            t3 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            t4 = time.perf_counter()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            t5 = time.perf_counter()
+            if step < 2:
+                continue
+            fwd = {k: clock.span(k, "fwd") for k in ("backbone", "decoder", "keypoints",
+                                                      "weights")}
+            # the backbone's backward runs last: from its output's gradient to the end
+            bwd = {"backbone": t4 - clock.marks["backbone bwd start"],
+                   "decoder": clock.span("decoder", "bwd")}
+            rows.append({
+                "step": t5 - t0, "data": t1 - t0, "backbone fwd": fwd["backbone"],
+                "heads fwd": fwd["keypoints"] + fwd["weights"], "decoder fwd": fwd["decoder"],
+                "dgp+rest fwd": (t2 - t1) - sum(fwd.values()), "losses": t3 - t2,
+                "backbone bwd": bwd["backbone"], "decoder bwd": bwd["decoder"],
+                "other bwd": (t4 - t3) - sum(bwd.values()), "optimiser": t5 - t4})
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            save_checkpoint(Path(tmp) / "c.pt", {"model": model.state_dict(),
+                                                 "optimizer": opt.state_dict()})
+            ckpt = time.perf_counter() - t0
+    out = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    out["checkpoint"] = ckpt
+    out["images_per_s"] = cfg.train.batch_size / out["step"]
+    return out
+
+
+def format_rows(results: list[tuple[str, int, bool, dict]]) -> str:
+    """A summary line per run, then the breakdown with one column per run (ms per step)."""
+    idle = {(c, t): r["images_per_s"] for c, t, b, r in results if not b}
+    lines = [f"{'config':<8}{'threads':>8}{'core 2':>8}{'images/s':>10}{'step':>10}  vs idle",
+             "-" * 56]
+    for config, threads, busy, r in results:
+        ratio = "-"
+        if busy and (config, threads) in idle:
+            ratio = f"{idle[(config, threads)] / r['images_per_s']:.2f}x slower"
+        lines.append(f"{config:<8}{threads:>8}{'busy' if busy else 'idle':>8}"
+                     f"{r['images_per_s']:>10.1f}{1000 * r['step']:>8.0f}ms  {ratio}")
+    names = [f"{c}/{t}/{'busy' if b else 'idle'}" for c, t, b, _ in results]
+    width = max(14, *(len(n) + 2 for n in names))
+    lines += ["", "ms per step" + "".join(f"{n:>{width}}" for n in names)]
+    for part in (*PARTS, "step", "checkpoint"):
+        lines.append(f"{part:<11}" + "".join(f"{1000 * r[part]:>{width}.1f}"
+                                             for *_, r in results))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", nargs="+", default=["small", "paper"])
+    p.add_argument("--threads", nargs="+", type=int, default=[os.cpu_count() or 1])
+    p.add_argument("--steps", type=int, default=8, help="timed steps per measurement")
+    p.add_argument("--no-busy", action="store_true", help="skip the busy-second-core runs")
+    p.add_argument("--cache", help="folder for rendered images and the mesh hierarchy")
+    args = p.parse_args(argv)
+    root = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="bench_train_"))
+    results = []
+    for config in args.configs:
+        for threads in args.threads:
+            for busy in (False,) if args.no_busy else (False, True):
+                r = measure(config, root, threads, args.steps, busy)
+                results.append((config, threads, busy, r))
+                print(f"  {config} threads={threads} {'busy' if busy else 'idle'}: "
+                      f"{r['images_per_s']:.1f} img/s", flush=True)
+    print(f"\ntraining step on the CPU (torch {torch.__version__}, {os.cpu_count()} cores, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}); medians of "
+          f"{args.steps} steps after 2 warm-up steps")
+    print(format_rows(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
