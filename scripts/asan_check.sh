@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
+case "$PY" in */*) [ "${PY#/}" != "$PY" ] || PY="$ROOT/$PY" ;; esac  # the script cds below
 OUT=${ASAN_BUILD_DIR:-$ROOT/build/asan}
 LIBASAN=$(${CXX:-c++} -print-file-name=libasan.so)
 [ -e "$LIBASAN" ] || { echo "[asan] no libasan.so for ${CXX:-c++}"; exit 1; }
