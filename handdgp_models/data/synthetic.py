@@ -20,7 +20,7 @@ from scipy.spatial.transform import Rotation
 from torch.utils.data import Dataset
 
 from ..files import read_npz, write_npz
-from ..hand import HandModel, load_mano
+from ..hand import NUM_KEYPOINTS, HandModel, load_mano
 from .backgrounds import draw_occluders, random_background
 from .render import project, render_mesh, vertex_normals
 
@@ -35,9 +35,9 @@ _VERSION_KEY = "cache_version"
 # Cached arrays: dtype and shape, with "H"/"W" the image size and "V" the vertex count.
 _CACHED: dict[str, tuple[str, tuple[int | str, ...]]] = {
     "image": ("uint8", ("H", "W", 3)), "mask": ("uint8", ("H", "W")),
-    "K": ("float32", (3, 3)), "joints3d": ("float32", (21, 3)), "verts3d": ("float32", ("V", 3)),
-    "joints2d": ("float32", (21, 2)), "box": ("float32", (3,)), "pose": ("float32", (48,)),
-    "shape": ("float32", (10,)),
+    "K": ("float32", (3, 3)), "joints3d": ("float32", (NUM_KEYPOINTS, 3)),
+    "verts3d": ("float32", ("V", 3)), "joints2d": ("float32", (NUM_KEYPOINTS, 2)),
+    "box": ("float32", (3,)), "pose": ("float32", (48,)), "shape": ("float32", (10,)),
 }
 
 # Skin albedos (linear-ish RGB in [0, 1]) from light to dark; samples interpolate between them.
