@@ -168,7 +168,8 @@ class TrainConfig:
         lr_decay_at: fraction of the steps after which the rate drops tenfold.
         grad_clip: gradient-norm clip.
         checkpoint_every: steps between checkpoints (also every epoch and on interrupt).
-        threads: torch intra-op threads (0: torch's default).
+        threads: torch intra-op threads; 0 chooses them during training from the cores other
+            processes leave free (:class:`~handdgp_models.threads.ThreadGovernor`).
         hierarchy_cache: folder of the cached mesh hierarchy (default ``~/.cache/handdgp``).
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     """

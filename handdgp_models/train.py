@@ -38,6 +38,7 @@ from .data import collate_samples
 from .data.loader import EpochSampler, PipelineDataset
 from .files import strict_json, write_json
 from .losses import camera_losses, consistency_losses, relative_losses, total_loss
+from .threads import ThreadGovernor
 
 __all__ = ["EpochSampler", "load_checkpoint", "save_checkpoint", "to_device", "train"]
 
@@ -150,8 +151,11 @@ def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = True,
     out_dir = Path(out_dir)
     rank, world = _dist_info()
     tc = cfg.train
+    governor, threads_before = None, torch.get_num_threads()
     if tc.threads:
         torch.set_num_threads(tc.threads)
+    else:  # as many threads as other processes leave cores free, re-chosen as they come and go
+        governor = ThreadGovernor()
     device = resolve_device(tc.device)
     seed = tc.seed
     torch.manual_seed(seed)
@@ -244,6 +248,8 @@ def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = True,
                         epoch_sums[k] = epoch_sums.get(k, 0.0) + float(v.detach())
                     epoch_sums["loss"] = epoch_sums.get("loss", 0.0) + last_loss
                     n_in_epoch += 1
+                    if governor is not None:
+                        governor.step()
                     bar.update(1)
                     bar.set_postfix(loss=f"{last_loss:.4f}", stage=stage)
                     end_of_epoch = step % steps_per_epoch == 0
@@ -252,6 +258,7 @@ def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = True,
                     if (end_of_epoch or step >= total) and log is not None:
                         rec = {"epoch": epoch, "step": step, "stage": stage,
                                "lr": sched.get_last_lr()[0], "skipped": skipped, "invalid": invalid,
+                               "threads": torch.get_num_threads(),
                                "seconds": round(time.time() - t0, 2)}
                         rec.update({k: v / max(n_in_epoch, 1) for k, v in epoch_sums.items()})
                         log.write(strict_json(rec, nan_as_null=True) + "\n")
@@ -266,5 +273,7 @@ def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = True,
             bar.close()
             if log is not None:
                 log.close()
+            if governor is not None:
+                torch.set_num_threads(threads_before)
     return {"step": step, "skipped": skipped, "invalid": invalid,
             "seconds": time.time() - t0, "final_loss": last_loss}
