@@ -95,9 +95,15 @@ def measure(config: str, root: Path, threads: int, steps: int, busy: bool) -> di
     """Median step time and its parts for ``config`` at ``threads`` threads."""
     from handdgp_models.checkpoint import save_checkpoint
     from handdgp_models.losses import total_loss
+    from handdgp_models.threads import ThreadGovernor
     from handdgp_models.train import _forward_losses
 
-    torch.set_num_threads(threads)
+    governor = None
+    if threads:
+        torch.set_num_threads(threads)
+    else:  # what training does by default: re-chosen from the free cores every 2 steps here
+        torch.set_num_threads(os.cpu_count() or 1)
+        governor = ThreadGovernor(every=2)
     torch.manual_seed(0)
     cfg, hand, build_network, loader = _setup(config, root)
     model = build_network(cfg, hand).train()
@@ -124,6 +130,8 @@ def measure(config: str, root: Path, threads: int, steps: int, busy: bool) -> di
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
             t5 = time.perf_counter()
+            if governor is not None:
+                governor.step()
             if step < 2:
                 continue
             fwd = {k: clock.span(k, "fwd") for k in ("backbone", "decoder", "keypoints",
@@ -157,9 +165,9 @@ def format_rows(results: list[tuple[str, int, bool, dict]]) -> str:
         ratio = "-"
         if busy and (config, threads) in idle:
             ratio = f"{idle[(config, threads)] / r['images_per_s']:.2f}x slower"
-        lines.append(f"{config:<8}{threads:>8}{'busy' if busy else 'idle':>8}"
+        lines.append(f"{config:<8}{threads or 'auto':>8}{'busy' if busy else 'idle':>8}"
                      f"{r['images_per_s']:>10.1f}{1000 * r['step']:>8.0f}ms  {ratio}")
-    names = [f"{c}/{t}/{'busy' if b else 'idle'}" for c, t, b, _ in results]
+    names = [f"{c}/{t or 'auto'}/{'busy' if b else 'idle'}" for c, t, b, _ in results]
     width = max(14, *(len(n) + 2 for n in names))
     lines += ["", "ms per step" + "".join(f"{n:>{width}}" for n in names)]
     for part in (*PARTS, "step", "checkpoint"):
@@ -172,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", nargs="+", default=["small", "paper"])
-    p.add_argument("--threads", nargs="+", type=int, default=[os.cpu_count() or 1])
+    p.add_argument("--threads", nargs="+", type=int, default=[os.cpu_count() or 1, 0],
+                   help="intra-op threads per run; 0 = chosen from the free cores (training's "
+                        "default)")
     p.add_argument("--steps", type=int, default=8, help="timed steps per measurement")
     p.add_argument("--no-busy", action="store_true", help="skip the busy-second-core runs")
     p.add_argument("--cache", help="folder for rendered images and the mesh hierarchy")
