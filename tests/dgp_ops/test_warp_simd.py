@@ -95,7 +95,8 @@ def test_uint8_coordinates_behind_the_camera_and_far_outside():
     """Rows whose w crosses zero and sources far outside the image: zeros, no stray reads."""
     hwc = _u8_images(1, 20, 30, 3, seed=44)
     H = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.05, 0.0, 1.0]],
-                      [[1.0, 0.0, 500.0], [0.0, 1.0, -500.0], [0.0, 0.0, 1.0]]], dtype=torch.float64)
+                      [[1.0, 0.0, 500.0], [0.0, 1.0, -500.0], [0.0, 0.0, 1.0]]],
+                     dtype=torch.float64)
     image = hwc.permute(0, 3, 1, 2).expand(2, 3, 20, 30)
     out, base = both(lambda: warp(image, H, (24, 35)))
     assert torch.equal(out, base)
