@@ -164,6 +164,8 @@ DGP_TARGET_V3 void row_u8_bilinear_v3(const double* Nd, const float* Nf, const U
   const __m256i vsx = _mm256_set1_epi32(static_cast<int32_t>(im.sx));
   const int* base = reinterpret_cast<const int*>(src);
   const bool packed = im.layout == U8Layout::kPacked3;
+  const int64_t prefetch_planes = packed ? 1 : im.C;
+  const int64_t span = (im.H - 2) * im.sy + (im.W - 1) * im.sx;  // last top-left tap offset
   for (int64_t xs = 0; xs < ow; xs += 8) {
     const int64_t x = std::min(xs, ow - 8);
     const __m256 xx = _mm256_add_ps(_mm256_set1_ps(static_cast<float>(x)), iota);
@@ -187,6 +189,18 @@ DGP_TARGET_V3 void row_u8_bilinear_v3(const double* Nd, const float* Nf, const U
       const __m256i off0 = _mm256_add_epi32(_mm256_mullo_epi32(yi, vsy), _mm256_mullo_epi32(xi, vsx));
       const __m256i off1 = _mm256_add_epi32(off0, vsy);
       const __m256i z = _mm256_setzero_si256();
+      // Prefetch the taps about 4 steps ahead along the row (the row's source offsets grow
+      // nearly linearly): the source of an item is read once, the first touch of each line
+      // would otherwise stall the gathers.
+      const int32_t first = _mm256_extract_epi32(off0, 0), last = _mm256_extract_epi32(off0, 7);
+      if ((m & 0x81) == 0x81) {
+        const int64_t ahead = std::clamp<int64_t>(last + 4 * int64_t(last - first), 0, span);
+        const uint8_t* pf = src + ahead;
+        for (int64_t c = 0; c < prefetch_planes; ++c, pf += im.sc) {
+          _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(pf + im.sy), _MM_HINT_T0);
+        }
+      }
       uint8_t* o = orow + x;
       if (packed) {
         // Row taps: bytes 0-3 hold (x0: c0 c1 c2, x0+1: c0), bytes 2-5 (x0: c2, x0+1: c0 c1 c2).
