@@ -5,6 +5,7 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "common/cpu_dispatch.h"
 #include "dlt/dlt_kernel.h"
 #include "warp/warp_kernel.h"
 
@@ -34,11 +35,26 @@ bool add(PyObject* m, const char* name, PyObject* value) {
   return true;
 }
 
+// _set_cpu_v3_enabled(flag: bool) -> bool: allows (True) or forbids (False) the x86-64-v3
+// kernels and returns the previous setting. For comparing them with the baseline kernels.
+PyObject* set_cpu_v3_enabled(PyObject*, PyObject* arg) {
+  const int flag = PyObject_IsTrue(arg);
+  if (flag < 0) return nullptr;
+  const bool previous = dgp_ops::cpu_v3_enabled().exchange(flag != 0);
+  return PyBool_FromLong(previous);
+}
+
+PyMethodDef module_methods[] = {
+    {"_set_cpu_v3_enabled", set_cpu_v3_enabled, METH_O,
+     "Allow (True) or forbid (False) the x86-64-v3 CPU kernels; returns the previous setting."},
+    {nullptr, nullptr, 0, nullptr}};
+
 }  // namespace
 
 // Importing dgp_ops._C runs the static registrations below; the module holds the constants.
 extern "C" PyObject* PyInit__C(void) {
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1,
+                                               module_methods};
   PyObject* m = PyModule_Create(&module_def);
   if (m == nullptr) return nullptr;
   namespace dlt = dgp_ops::dlt;

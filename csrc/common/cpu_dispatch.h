@@ -5,6 +5,8 @@
 // inlines the per-item functions into each wrapper so that they are vectorised for its ISA.
 #pragma once
 
+#include <atomic>
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
 #define DGP_HAVE_V3 1
 #define DGP_TARGET_V3 __attribute__((target("arch=x86-64-v3")))
@@ -22,11 +24,18 @@
 
 namespace dgp_ops {
 
-// Whether this CPU runs x86-64-v3 code (false on other architectures).
+// Whether the x86-64-v3 wrappers may run where the CPU has the features (default true). Switched
+// off, every hot loop runs its baseline wrapper: the tests compare the two this way.
+inline std::atomic<bool>& cpu_v3_enabled() {
+  static std::atomic<bool> enabled{true};
+  return enabled;
+}
+
+// Whether this CPU runs x86-64-v3 code and it is enabled (false on other architectures).
 inline bool cpu_has_v3() {
 #ifdef DGP_HAVE_V3
   static const bool has = __builtin_cpu_supports("x86-64-v3");
-  return has;
+  return has && cpu_v3_enabled().load(std::memory_order_relaxed);
 #else
   return false;
 #endif

@@ -24,6 +24,7 @@
 #include "common/cpu_dispatch.h"
 #include "common/zeroed_alloc.h"
 #include "warp/warp_checks.h"
+#include "warp/warp_cpu_u8.h"
 #include "warp/warp_kernel.h"
 
 namespace dgp_ops {
@@ -252,7 +253,8 @@ void forward_impl(const at::Tensor& img, const std::vector<ItemParams>& params, 
 // false) and adds dL/dN into dN (when NEED_H). gout: the item's incoming gradient with
 // strides gs = (channel, row, column) strides, which may be 0 (expanded gradients).
 template <typename T, int INTERP, int PAD, bool NEED_IMG, bool NEED_H>
-void backward_rows(const T* gout_b, const int64_t gs[3], const T* img_b, T* gimg, const T* N,
+DGP_ALWAYS_INLINE void backward_rows_body(const T* gout_b, const int64_t gs[3], const T* img_b,
+                                          T* gimg, const T* N,
                    int64_t C, int64_t H, int64_t W, int64_t ow, int64_t y0, int64_t y1,
                    double dN[9]) {
   const int64_t plane = H * W;
@@ -317,6 +319,138 @@ void backward_rows(const T* gout_b, const int64_t gs[3], const T* img_b, T* gimg
     if (NEED_H)
       for (int k = 0; k < 9; ++k) dN[k] += static_cast<double>(acc[k]);
   }
+}
+
+template <typename T, int INTERP, int PAD, bool NEED_IMG, bool NEED_H>
+void backward_rows_baseline(const T* gout_b, const int64_t gs[3], const T* img_b, T* gimg,
+                            const T* N, int64_t C, int64_t H, int64_t W, int64_t ow, int64_t y0,
+                            int64_t y1, double dN[9]) {
+  backward_rows_body<T, INTERP, PAD, NEED_IMG, NEED_H>(gout_b, gs, img_b, gimg, N, C, H, W, ow,
+                                                       y0, y1, dN);
+}
+
+#ifdef DGP_HAVE_V3
+template <typename T, int INTERP, int PAD, bool NEED_IMG, bool NEED_H>
+DGP_TARGET_V3 void backward_rows_v3(const T* gout_b, const int64_t gs[3], const T* img_b,
+                                    T* gimg, const T* N, int64_t C, int64_t H, int64_t W,
+                                    int64_t ow, int64_t y0, int64_t y1, double dN[9]) {
+  backward_rows_body<T, INTERP, PAD, NEED_IMG, NEED_H>(gout_b, gs, img_b, gimg, N, C, H, W, ow,
+                                                       y0, y1, dN);
+}
+
+// float32 bilinear backward for dL/dN alone (the image needs no gradient), AVX2: per row, the
+// coordinates of 8 pixels per step, then each interior pixel's taps (prefetched ahead, as in
+// the forward) give its coordinate gradient; the other pixels go through the general path.
+template <int PAD>
+DGP_TARGET_V3 void backward_rows_h_f32_v3(const float* gout_b, const int64_t gs[3],
+                                          const float* img_b, const float* N, int64_t C,
+                                          int64_t H, int64_t W, int64_t ow, int64_t y0,
+                                          int64_t y1, double dN[9]) {
+  const int64_t plane = H * W;
+  const int64_t ow8 = ow - ow % 8;
+  RowScratch<float> rs(ow);
+  std::vector<float> invws(ow), us(ow), vs(ow);
+  int32_t* off = rs.off.data();
+  float* fxs = rs.fx.data();
+  float* fys = rs.fy.data();
+  uint8_t* fast = rs.fast.data();
+  const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256 n0 = _mm256_set1_ps(N[0]), n3 = _mm256_set1_ps(N[3]), n6 = _mm256_set1_ps(N[6]);
+  const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps();
+  const __m256 eps = _mm256_set1_ps(static_cast<float>(kMinW));
+  const __m256 umax = _mm256_set1_ps(static_cast<float>(W - 1));
+  const __m256 vmax = _mm256_set1_ps(static_cast<float>(H - 1));
+  const __m256i vW = _mm256_set1_epi32(static_cast<int32_t>(W));
+  Footprint<float> f;
+  auto add = [](float* p, float v) { *p += v; };
+  for (int64_t y = y0; y < y1; ++y) {
+    const float yy = static_cast<float>(y);
+    const float ub = N[1] * yy + N[2], vb = N[4] * yy + N[5], wb = N[7] * yy + N[8];
+    const __m256 vub = _mm256_set1_ps(ub), vvb = _mm256_set1_ps(vb), vwb = _mm256_set1_ps(wb);
+    for (int64_t x = 0; x < ow8; x += 8) {
+      const __m256 xx = _mm256_add_ps(_mm256_set1_ps(static_cast<float>(x)), iota);
+      const __m256 w = _mm256_add_ps(_mm256_mul_ps(n6, xx), vwb);
+      const __m256 wok = _mm256_cmp_ps(w, eps, _CMP_GT_OQ);
+      const __m256 invw = _mm256_div_ps(one, _mm256_blendv_ps(one, w, wok));
+      const __m256 u = _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(n0, xx), vub), invw);
+      const __m256 v = _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(n3, xx), vvb), invw);
+      __m256 ok = _mm256_and_ps(wok, _mm256_cmp_ps(u, zero, _CMP_GT_OQ));
+      ok = _mm256_and_ps(ok, _mm256_cmp_ps(v, zero, _CMP_GT_OQ));
+      ok = _mm256_and_ps(ok, _mm256_cmp_ps(u, umax, _CMP_LT_OQ));
+      ok = _mm256_and_ps(ok, _mm256_cmp_ps(v, vmax, _CMP_LT_OQ));
+      const __m256 uc = _mm256_and_ps(u, ok), vc = _mm256_and_ps(v, ok);
+      const __m256i xi = _mm256_cvttps_epi32(uc), yi = _mm256_cvttps_epi32(vc);
+      _mm256_storeu_ps(fxs + x, _mm256_sub_ps(uc, _mm256_cvtepi32_ps(xi)));
+      _mm256_storeu_ps(fys + x, _mm256_sub_ps(vc, _mm256_cvtepi32_ps(yi)));
+      _mm256_storeu_ps(invws.data() + x, invw);
+      _mm256_storeu_ps(us.data() + x, uc);
+      _mm256_storeu_ps(vs.data() + x, vc);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(off + x),
+                          _mm256_add_epi32(_mm256_mullo_epi32(yi, vW), xi));
+      const int m = _mm256_movemask_ps(ok);
+      for (int k = 0; k < 8; ++k) fast[x + k] = (m >> k) & 1;
+    }
+    const float* grow = gout_b + y * gs[1];
+    float acc[9] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    for (int64_t x = 0; x < ow8; ++x) {
+      if (x + 16 < ow8) {
+        const float* pf = img_b + off[x + 16];
+        for (int64_t c = 0; c < C; ++c, pf += plane) {
+          _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(pf + W), _MM_HINT_T0);
+        }
+      }
+      if (!fast[x]) continue;
+      const float fx = fxs[x], fy = fys[x];
+      const float* q = img_b + off[x];
+      const float* gp = grow + x * gs[2];
+      float gx = 0.f, gy = 0.f;
+      for (int64_t c = 0; c < C; ++c, q += plane) {
+        const float g = gp[c * gs[0]];
+        const float d0 = q[1] - q[0], d1 = q[W + 1] - q[W];
+        gx += g * (d0 + fy * (d1 - d0));
+        gy += g * ((q[W] - q[0]) + fx * (d1 - d0));
+      }
+      const float xx = static_cast<float>(x);
+      const float gu = gx * invws[x], gv = gy * invws[x];
+      const float gw = -(gu * us[x] + gv * vs[x]);
+      acc[0] += gu * xx;
+      acc[1] += gu * yy;
+      acc[2] += gu;
+      acc[3] += gv * xx;
+      acc[4] += gv * yy;
+      acc[5] += gv;
+      acc[6] += gw * xx;
+      acc[7] += gw * yy;
+      acc[8] += gw;
+    }
+    for (int64_t x = 0; x < ow; ++x) {
+      if (x < ow8 && fast[x]) continue;
+      const float xx = static_cast<float>(x);
+      if (!footprint<float, kBilinear, PAD>(N, xx, yy, H, W, f)) continue;
+      backward_pixel<float, kBilinear, PAD>(f, xx, yy, img_b, nullptr, grow + x * gs[2], C, W,
+                                            plane, gs[0], true, acc, add);
+    }
+    for (int k = 0; k < 9; ++k) dN[k] += static_cast<double>(acc[k]);
+  }
+}
+#endif
+
+// Rows [y0, y1) of one item's backward, in the wrapper for this CPU.
+template <typename T, int INTERP, int PAD, bool NEED_IMG, bool NEED_H>
+void backward_rows(const T* gout_b, const int64_t gs[3], const T* img_b, T* gimg, const T* N,
+                   int64_t C, int64_t H, int64_t W, int64_t ow, int64_t y0, int64_t y1,
+                   double dN[9]) {
+#ifdef DGP_HAVE_V3
+  if (cpu_has_v3()) {
+    if constexpr (std::is_same_v<T, float> && INTERP == kBilinear && !NEED_IMG && NEED_H)
+      return backward_rows_h_f32_v3<PAD>(gout_b, gs, img_b, N, C, H, W, ow, y0, y1, dN);
+    return backward_rows_v3<T, INTERP, PAD, NEED_IMG, NEED_H>(gout_b, gs, img_b, gimg, N, C, H,
+                                                              W, ow, y0, y1, dN);
+  }
+#endif
+  backward_rows_baseline<T, INTERP, PAD, NEED_IMG, NEED_H>(gout_b, gs, img_b, gimg, N, C, H, W,
+                                                           ow, y0, y1, dN);
 }
 
 template <typename T, int INTERP, int PAD, bool NEED_IMG, bool NEED_H>
@@ -395,162 +529,6 @@ void backward_impl(const at::Tensor& gout, const at::Tensor& img,
       for (int j = 0; j < 9; ++j) dN[j] += dNs[k * 9 + j];
     store_h(b, dN);
   }
-}
-
-template <typename F>
-void dispatch_modes(int interp, int pad, F&& f) {
-  // f receives the modes as integral constants.
-  if (interp == kBilinear) {
-    if (pad == kZeros) return f(std::integral_constant<int, kBilinear>{},
-                                std::integral_constant<int, kZeros>{});
-    if (pad == kBorder) return f(std::integral_constant<int, kBilinear>{},
-                                 std::integral_constant<int, kBorder>{});
-    return f(std::integral_constant<int, kBilinear>{}, std::integral_constant<int, kReflection>{});
-  }
-  if (pad == kZeros) return f(std::integral_constant<int, kNearest>{},
-                              std::integral_constant<int, kZeros>{});
-  if (pad == kBorder) return f(std::integral_constant<int, kNearest>{},
-                               std::integral_constant<int, kBorder>{});
-  return f(std::integral_constant<int, kNearest>{}, std::integral_constant<int, kReflection>{});
-}
-
-// ---- uint8 forward (sample_pixel_u8) ----------------------------------------------------
-
-// A uint8 image used in place: (B, C, H, W) sizes with the strides of NCHW-contiguous or
-// channels-last (B, H, W, C) memory; any other layout is copied to NCHW first.
-struct U8Image {
-  at::Tensor t;
-  const uint8_t* data;
-  int64_t C, H, W, sb, sc, sy, sx;
-};
-
-U8Image u8_image(const at::Tensor& image) {
-  at::Tensor t = image;
-  if (!(t.is_contiguous() || t.is_contiguous(at::MemoryFormat::ChannelsLast))) t = t.contiguous();
-  return {t, t.const_data_ptr<uint8_t>(), t.size(1), t.size(2), t.size(3),
-          t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
-}
-
-// Per-row scratch of the uint8 bilinear forward.
-struct RowScratchU8 {
-  std::vector<int32_t> off;
-  std::vector<float> fx, fy;
-  std::vector<uint8_t> fast;
-  explicit RowScratchU8(int64_t n) : off(n), fx(n), fy(n), fast(n) {}
-};
-
-// One output row of one uint8 item. Bilinear rows go in passes as the float rows do: (1)
-// branch-free coordinates of every pixel, (2) the four-tap blend of the pixels whose taps lie
-// strictly inside the image (no padding mode changes anything there), (3) the others through
-// sample_pixel_u8.
-template <int INTERP, int PAD>
-DGP_ALWAYS_INLINE void forward_row_u8_body(const double* N, const U8Image& im,
-                                           const uint8_t* src, int64_t y, int64_t ow,
-                                           uint8_t* orow, int64_t osc, RowScratchU8& rs) {
-  const double yy = static_cast<double>(y);
-  auto general = [&](int64_t x) {
-    sample_pixel_u8<INTERP, PAD>(N, static_cast<double>(x), yy, src, im.C, im.H, im.W, im.sc,
-                                 im.sy, im.sx, orow + x, osc);
-  };
-  if (INTERP != kBilinear) {
-    for (int64_t x = 0; x < ow; ++x) general(x);
-    return;
-  }
-  const double ub = N[1] * yy + N[2], vb = N[4] * yy + N[5], wb = N[7] * yy + N[8];
-  const double umax = static_cast<double>(im.W - 1), vmax = static_cast<double>(im.H - 1);
-  const int32_t sy = static_cast<int32_t>(im.sy), sx = static_cast<int32_t>(im.sx);
-  int32_t* off = rs.off.data();
-  float* fxs = rs.fx.data();
-  float* fys = rs.fy.data();
-  uint8_t* fast = rs.fast.data();
-  bool any_slow = false;
-  for (int64_t x = 0; x < ow; ++x) {
-    const double xx = static_cast<double>(x);
-    const double w = N[6] * xx + wb;
-    const bool wok = w > kMinW;
-    const double invw = 1.0 / (wok ? w : 1.0);
-    const double u = (N[0] * xx + ub) * invw, v = (N[3] * xx + vb) * invw;
-    const bool ok = wok && u >= 0.0 && v >= 0.0 && u < umax && v < vmax;
-    const double uc = ok ? u : 0.0, vc = ok ? v : 0.0;
-    const int32_t xi = static_cast<int32_t>(uc), yi = static_cast<int32_t>(vc);
-    fxs[x] = static_cast<float>(uc - static_cast<double>(xi));
-    fys[x] = static_cast<float>(vc - static_cast<double>(yi));
-    off[x] = yi * sy + xi * sx;
-    fast[x] = ok;
-    any_slow |= !ok;
-  }
-  const int64_t C = im.C, sc = im.sc, sxy = im.sy + im.sx;
-  for (int64_t x = 0; x < ow; ++x) {
-    if (!fast[x]) continue;
-    const uint8_t* p = src + off[x];
-    const float fx = fxs[x], fy = fys[x];
-    for (int64_t c = 0; c < C; ++c, p += sc) {
-      const float p00 = p[0], p01 = p[im.sx], p10 = p[im.sy], p11 = p[sxy];
-      const float top = p00 + fx * (p01 - p00), bot = p10 + fx * (p11 - p10);
-      orow[x + c * osc] = saturate_u8(top + fy * (bot - top));
-    }
-  }
-  if (any_slow)
-    for (int64_t x = 0; x < ow; ++x)
-      if (!fast[x]) general(x);
-}
-
-template <int INTERP, int PAD>
-void forward_row_u8_generic(const double* N, const U8Image& im, const uint8_t* src, int64_t y,
-                            int64_t ow, uint8_t* orow, int64_t osc, RowScratchU8& rs) {
-  forward_row_u8_body<INTERP, PAD>(N, im, src, y, ow, orow, osc, rs);
-}
-
-#ifdef DGP_HAVE_V3
-template <int INTERP, int PAD>
-DGP_TARGET_V3 void forward_row_u8_v3(const double* N, const U8Image& im, const uint8_t* src,
-                                     int64_t y, int64_t ow, uint8_t* orow, int64_t osc,
-                                     RowScratchU8& rs) {
-  forward_row_u8_body<INTERP, PAD>(N, im, src, y, ow, orow, osc, rs);
-}
-#endif
-
-template <int INTERP, int PAD>
-void forward_impl_u8(const U8Image& im, const std::vector<ItemParams>& params, at::Tensor& out) {
-  const int64_t B = out.size(0), C = im.C, oh = out.size(2), ow = out.size(3);
-  const int64_t osc = oh * ow;
-  uint8_t* op = out.mutable_data_ptr<uint8_t>();
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, ow * C));
-  at::parallel_for(0, B * oh, grain, [&](int64_t begin, int64_t end) {
-    RowScratchU8 rs(ow);
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / oh, y = r % oh;
-      uint8_t* orow = op + b * C * osc + y * ow;
-      if (!params[b].valid) {
-        for (int64_t c = 0; c < C; ++c) std::fill_n(orow + c * osc, ow, uint8_t(0));
-        continue;
-      }
-      const double* N = params[b].N;
-      const uint8_t* src = im.data + b * im.sb;
-#ifdef DGP_HAVE_V3
-      if (cpu_has_v3()) {
-        forward_row_u8_v3<INTERP, PAD>(N, im, src, y, ow, orow, osc, rs);
-        continue;
-      }
-#endif
-      forward_row_u8_generic<INTERP, PAD>(N, im, src, y, ow, orow, osc, rs);
-    }
-  });
-}
-
-at::Tensor warp_u8_cpu(const at::Tensor& image, const at::Tensor& H, int64_t out_h,
-                       int64_t out_w, int interp, int pad) {
-  const U8Image im = u8_image(image);
-  at::Tensor out = at::empty({image.size(0), image.size(1), out_h, out_w}, image.options());
-  if (out.numel() == 0) return out;
-  const at::Tensor Hc = H.contiguous();
-  std::vector<ItemParams> params;
-  AT_DISPATCH_FLOATING_TYPES(Hc.scalar_type(), "warp_perspective_cpu_u8",
-                             [&] { params = prepare_all<scalar_t>(Hc); });
-  dispatch_modes(interp, pad, [&](auto I, auto P) {
-    forward_impl_u8<decltype(I)::value, decltype(P)::value>(im, params, out);
-  });
-  return out;
 }
 
 at::Tensor warp_perspective_cpu(const at::Tensor& image, const at::Tensor& H, int64_t out_h,

@@ -149,22 +149,6 @@ __global__ void finish_h_kernel(const double* __restrict__ params, const double*
   for (int k = 0; k < 9; ++k) gH[b * 9 + k] = static_cast<T>(dH[k]);
 }
 
-template <typename F>
-void dispatch_modes(int interp, int pad, F&& f) {
-  if (interp == kBilinear) {
-    if (pad == kZeros)
-      return f(std::integral_constant<int, kBilinear>{}, std::integral_constant<int, kZeros>{});
-    if (pad == kBorder)
-      return f(std::integral_constant<int, kBilinear>{}, std::integral_constant<int, kBorder>{});
-    return f(std::integral_constant<int, kBilinear>{}, std::integral_constant<int, kReflection>{});
-  }
-  if (pad == kZeros)
-    return f(std::integral_constant<int, kNearest>{}, std::integral_constant<int, kZeros>{});
-  if (pad == kBorder)
-    return f(std::integral_constant<int, kNearest>{}, std::integral_constant<int, kBorder>{});
-  return f(std::integral_constant<int, kNearest>{}, std::integral_constant<int, kReflection>{});
-}
-
 at::Tensor prepare_params(const at::Tensor& Hc) {
   const int64_t B = Hc.size(0);
   at::Tensor params = at::empty({B, kParamStride}, Hc.options().dtype(at::kDouble));

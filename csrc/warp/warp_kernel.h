@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 
 #include "common/host_device.h"
 #include "common/small_matrix.h"
@@ -289,6 +290,14 @@ HOST_DEVICE inline uint8_t saturate_u8(float v) {
   return v <= 0.f ? uint8_t(0) : (v >= 255.f ? uint8_t(255) : static_cast<uint8_t>(v + 0.5f));
 }
 
+// The bilinear blend of four uint8 taps with fractions fx (columns), fy (rows), in float, as
+// OpenCV blends them; the vectorised CPU rows compute the same operations in the same order.
+HOST_DEVICE inline uint8_t blend_u8(float p00, float p01, float p10, float p11, float fx,
+                                    float fy) {
+  const float top = p00 + fx * (p01 - p00), bot = p10 + fx * (p11 - p10);
+  return saturate_u8(top + fy * (bot - top));
+}
+
 // Index i of a row or column of n pixels under the padding mode; -1 for zero padding outside.
 template <int PAD>
 HOST_DEVICE inline int64_t border_index(int64_t i, int64_t n) {
@@ -334,13 +343,30 @@ HOST_DEVICE inline void sample_pixel_u8(const double N[9], double x, double y,
         const float p01 = ya >= 0 && xb >= 0 ? p[ya * sy + xb * sx] : 0.f;
         const float p10 = yb >= 0 && xa >= 0 ? p[yb * sy + xa * sx] : 0.f;
         const float p11 = yb >= 0 && xb >= 0 ? p[yb * sy + xb * sx] : 0.f;
-        const float top = p00 + fx * (p01 - p00), bot = p10 + fx * (p11 - p10);
-        out[c * osc] = saturate_u8(top + fy * (bot - top));
+        out[c * osc] = blend_u8(p00, p01, p10, p11, fx, fy);
       }
       return;
     }
   }
   for (int64_t c = 0; c < C; ++c) out[c * osc] = 0;
+}
+
+// Calls f with the modes as integral constants (host code).
+template <typename F>
+void dispatch_modes(int interp, int pad, F&& f) {
+  using Bilinear = std::integral_constant<int, kBilinear>;
+  using Nearest = std::integral_constant<int, kNearest>;
+  using Zeros = std::integral_constant<int, kZeros>;
+  using Border = std::integral_constant<int, kBorder>;
+  using Reflection = std::integral_constant<int, kReflection>;
+  if (interp == kBilinear) {
+    if (pad == kZeros) return f(Bilinear{}, Zeros{});
+    if (pad == kBorder) return f(Bilinear{}, Border{});
+    return f(Bilinear{}, Reflection{});
+  }
+  if (pad == kZeros) return f(Nearest{}, Zeros{});
+  if (pad == kBorder) return f(Nearest{}, Border{});
+  return f(Nearest{}, Reflection{});
 }
 
 // Mode names of the op schema, indexed by their codes (exported to Python by _C).
