@@ -7,6 +7,9 @@
 #   bash scripts/gpu_check.sh          # uses .venv/bin/python (or $PYTHON); logs in build/gpu_check
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The project's venv where it exists, else the machine's python3 (a GPU machine's image may
+# hold torch but not smplx, kornia, trimesh or fast-simplification: those go in as wheels).
+if [ -z "${PYTHON:-}" ] && [ ! -x .venv/bin/python ]; then PYTHON=python3; fi
 PY=${PYTHON:-.venv/bin/python}
 LOG=${GPU_CHECK_LOG:-build/gpu_check}
 mkdir -p "$LOG"
