@@ -128,14 +128,15 @@ DGP_TARGET_V3 void forward_row_avx2(const T* N, const T* src, int64_t C,
   forward_row_body<T, INTERP, PAD>(N, src, C, H, W, y, ow, orow, out_plane, rs);
 }
 
-// float32 bilinear rows with explicit AVX2: 8 pixels per step for the coordinates, then the
-// four-tap blend; the general path handles the leftovers exactly as the scalar
-// row does.
-template <int PAD>
-DGP_TARGET_V3 void forward_row_avx2_f32(
-    const float* N, const float* src, int64_t C, int64_t H, int64_t W, int64_t y, int64_t ow,
-    float* orow, int64_t out_plane, RowScratch<float>& rs) {
-  const int64_t plane = H * W;
+// The branch-free coordinate pass of one float32 output row, 8 pixels at a time: for pixels
+// whose four taps lie strictly inside the image, the top-left tap offset, the bilinear
+// fractions and fast = 1; the others get fast = 0 (the caller takes its general path). With
+// invw/us/vs given, also 1/w and the clamped source coordinates (the H backward needs them).
+// Same operation order as footprint(): N6 x + wb, then (N0 x + ub) / w. Returns whether any
+// pixel is not fast.
+DGP_TARGET_V3 bool coords_row_avx2_f32(const float* N, int64_t H, int64_t W, int64_t y,
+                                       int64_t ow8, RowScratch<float>& rs, float* invws = nullptr,
+                                       float* us = nullptr, float* vs = nullptr) {
   const float yy = static_cast<float>(y);
   const float ub = N[1] * yy + N[2], vb = N[4] * yy + N[5], wb = N[7] * yy + N[8];
   int32_t* off = rs.off.data();
@@ -150,11 +151,9 @@ DGP_TARGET_V3 void forward_row_avx2_f32(
   const __m256 umax = _mm256_set1_ps(static_cast<float>(W - 1));
   const __m256 vmax = _mm256_set1_ps(static_cast<float>(H - 1));
   const __m256i vW = _mm256_set1_epi32(static_cast<int32_t>(W));
-  const int64_t ow8 = ow - ow % 8;
   bool any_slow = false;
   for (int64_t x = 0; x < ow8; x += 8) {
     const __m256 xx = _mm256_add_ps(_mm256_set1_ps(static_cast<float>(x)), iota);
-    // Same operation order as footprint(): N6 x + wb, then (N0 x + ub) / w.
     const __m256 w = _mm256_add_ps(_mm256_mul_ps(n6, xx), vwb);
     const __m256 wok = _mm256_cmp_ps(w, eps, _CMP_GT_OQ);
     const __m256 invw = _mm256_div_ps(one, _mm256_blendv_ps(one, w, wok));
@@ -168,12 +167,35 @@ DGP_TARGET_V3 void forward_row_avx2_f32(
     const __m256i xi = _mm256_cvttps_epi32(uc), yi = _mm256_cvttps_epi32(vc);
     _mm256_storeu_ps(fxs + x, _mm256_sub_ps(uc, _mm256_cvtepi32_ps(xi)));
     _mm256_storeu_ps(fys + x, _mm256_sub_ps(vc, _mm256_cvtepi32_ps(yi)));
+    if (invws != nullptr) {
+      _mm256_storeu_ps(invws + x, invw);
+      _mm256_storeu_ps(us + x, uc);
+      _mm256_storeu_ps(vs + x, vc);
+    }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(off + x),
                         _mm256_add_epi32(_mm256_mullo_epi32(yi, vW), xi));
     const int m = _mm256_movemask_ps(ok);
     for (int k = 0; k < 8; ++k) fast[x + k] = (m >> k) & 1;
     any_slow |= m != 0xFF;
   }
+  return any_slow;
+}
+
+// float32 bilinear rows with explicit AVX2: 8 pixels per step for the coordinates, then the
+// four-tap blend; the general path handles the leftovers exactly as the scalar
+// row does.
+template <int PAD>
+DGP_TARGET_V3 void forward_row_avx2_f32(
+    const float* N, const float* src, int64_t C, int64_t H, int64_t W, int64_t y, int64_t ow,
+    float* orow, int64_t out_plane, RowScratch<float>& rs) {
+  const int64_t plane = H * W;
+  const float yy = static_cast<float>(y);
+  const int32_t* off = rs.off.data();
+  const float* fxs = rs.fx.data();
+  const float* fys = rs.fy.data();
+  const uint8_t* fast = rs.fast.data();
+  const int64_t ow8 = ow - ow % 8;
+  const bool any_slow = coords_row_avx2_f32(N, H, W, y, ow8, rs);
   Footprint<float> f;
   auto general = [&](int64_t x) {
     if (footprint<float, kBilinear, PAD>(N, static_cast<float>(x), yy, H, W, f)) {
@@ -350,46 +372,15 @@ DGP_TARGET_V3 void backward_rows_h_f32_v3(const float* gout_b, const int64_t gs[
   const int64_t ow8 = ow - ow % 8;
   RowScratch<float> rs(ow);
   std::vector<float> invws(ow), us(ow), vs(ow);
-  int32_t* off = rs.off.data();
-  float* fxs = rs.fx.data();
-  float* fys = rs.fy.data();
-  uint8_t* fast = rs.fast.data();
-  const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256 n0 = _mm256_set1_ps(N[0]), n3 = _mm256_set1_ps(N[3]), n6 = _mm256_set1_ps(N[6]);
-  const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps();
-  const __m256 eps = _mm256_set1_ps(static_cast<float>(kMinW));
-  const __m256 umax = _mm256_set1_ps(static_cast<float>(W - 1));
-  const __m256 vmax = _mm256_set1_ps(static_cast<float>(H - 1));
-  const __m256i vW = _mm256_set1_epi32(static_cast<int32_t>(W));
+  const int32_t* off = rs.off.data();
+  const float* fxs = rs.fx.data();
+  const float* fys = rs.fy.data();
+  const uint8_t* fast = rs.fast.data();
   Footprint<float> f;
   auto add = [](float* p, float v) { *p += v; };
   for (int64_t y = y0; y < y1; ++y) {
     const float yy = static_cast<float>(y);
-    const float ub = N[1] * yy + N[2], vb = N[4] * yy + N[5], wb = N[7] * yy + N[8];
-    const __m256 vub = _mm256_set1_ps(ub), vvb = _mm256_set1_ps(vb), vwb = _mm256_set1_ps(wb);
-    for (int64_t x = 0; x < ow8; x += 8) {
-      const __m256 xx = _mm256_add_ps(_mm256_set1_ps(static_cast<float>(x)), iota);
-      const __m256 w = _mm256_add_ps(_mm256_mul_ps(n6, xx), vwb);
-      const __m256 wok = _mm256_cmp_ps(w, eps, _CMP_GT_OQ);
-      const __m256 invw = _mm256_div_ps(one, _mm256_blendv_ps(one, w, wok));
-      const __m256 u = _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(n0, xx), vub), invw);
-      const __m256 v = _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(n3, xx), vvb), invw);
-      __m256 ok = _mm256_and_ps(wok, _mm256_cmp_ps(u, zero, _CMP_GT_OQ));
-      ok = _mm256_and_ps(ok, _mm256_cmp_ps(v, zero, _CMP_GT_OQ));
-      ok = _mm256_and_ps(ok, _mm256_cmp_ps(u, umax, _CMP_LT_OQ));
-      ok = _mm256_and_ps(ok, _mm256_cmp_ps(v, vmax, _CMP_LT_OQ));
-      const __m256 uc = _mm256_and_ps(u, ok), vc = _mm256_and_ps(v, ok);
-      const __m256i xi = _mm256_cvttps_epi32(uc), yi = _mm256_cvttps_epi32(vc);
-      _mm256_storeu_ps(fxs + x, _mm256_sub_ps(uc, _mm256_cvtepi32_ps(xi)));
-      _mm256_storeu_ps(fys + x, _mm256_sub_ps(vc, _mm256_cvtepi32_ps(yi)));
-      _mm256_storeu_ps(invws.data() + x, invw);
-      _mm256_storeu_ps(us.data() + x, uc);
-      _mm256_storeu_ps(vs.data() + x, vc);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(off + x),
-                          _mm256_add_epi32(_mm256_mullo_epi32(yi, vW), xi));
-      const int m = _mm256_movemask_ps(ok);
-      for (int k = 0; k < 8; ++k) fast[x + k] = (m >> k) & 1;
-    }
+    coords_row_avx2_f32(N, H, W, y, ow8, rs, invws.data(), us.data(), vs.data());
     const float* grow = gout_b + y * gs[1];
     float acc[9] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
     for (int64_t x = 0; x < ow8; ++x) {
