@@ -2,8 +2,10 @@
 
     python -m benchmarks.bench_train_step                       # small and paper configs
     python -m benchmarks.bench_train_step --configs small --steps 8 --threads 1 2
+    python -m benchmarks.bench_train_step --configs small 'small;model.backbone="resnet18"'
 
-Each config is trained for a few steps on rendered synthetic hands, idle and with the second
+A config is a named config, optionally followed by ``;``-separated ``key=value`` overrides
+(as ``--set`` takes them). Each config is trained for a few steps on rendered synthetic hands, idle and with the second
 core busy (a busy-loop process this script starts and stops itself), for each thread setting.
 The breakdown times the parts of a step with module hooks: the data pipeline, the backbone's
 forward and backward, the heads and mesh decoder, the DGP solve, the losses, the optimiser
@@ -79,7 +81,8 @@ def _setup(config: str, root: Path):
     from handdgp_models.data import collate_samples
     from handdgp_models.data.loader import PipelineDataset
 
-    cfg = load_config(config, [f'data.cache_dir="{root / config}"',
+    name, *overrides = config.split(";")
+    cfg = load_config(name, [*overrides, f'data.cache_dir="{root / name}"',
                                f'train.hierarchy_cache="{root / "hier"}"'])
     n = 4 * cfg.train.batch_size
     cfg.data.train[0].samples = n
@@ -159,13 +162,14 @@ def measure(config: str, root: Path, threads: int, steps: int, busy: bool) -> di
 def format_rows(results: list[tuple[str, int, bool, dict]]) -> str:
     """A summary line per run, then the breakdown with one column per run (ms per step)."""
     idle = {(c, t): r["images_per_s"] for c, t, b, r in results if not b}
-    lines = [f"{'config':<8}{'threads':>8}{'core 2':>8}{'images/s':>10}{'step':>10}  vs idle",
-             "-" * 56]
+    cw = max(8, *(len(c) + 2 for c, *_ in results))
+    lines = [f"{'config':<{cw}}{'threads':>8}{'core 2':>8}{'images/s':>10}{'step':>10}  vs idle",
+             "-" * (cw + 48)]
     for config, threads, busy, r in results:
         ratio = "-"
         if busy and (config, threads) in idle:
             ratio = f"{idle[(config, threads)] / r['images_per_s']:.2f}x slower"
-        lines.append(f"{config:<8}{threads or 'auto':>8}{'busy' if busy else 'idle':>8}"
+        lines.append(f"{config:<{cw}}{threads or 'auto':>8}{'busy' if busy else 'idle':>8}"
                      f"{r['images_per_s']:>10.1f}{1000 * r['step']:>8.0f}ms  {ratio}")
     names = [f"{c}/{t or 'auto'}/{'busy' if b else 'idle'}" for c, t, b, _ in results]
     width = max(14, *(len(n) + 2 for n in names))

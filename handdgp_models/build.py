@@ -214,14 +214,6 @@ def _cache_dir(cfg: RunConfig, out_dir: str | os.PathLike) -> Path:
     return Path(cfg.data.cache_dir) if cfg.data.cache_dir else Path(out_dir) / "data"
 
 
-def _render_all(ds: Dataset, progress: bool, desc: str) -> None:
-    """Touch every synthetic item once so it is rendered into the cache."""
-    from tqdm import tqdm
-
-    for i in tqdm(range(len(ds)), desc=desc, disable=not progress, leave=False):
-        ds[i]
-
-
 def build_train_data(cfg: RunConfig, out_dir: str | os.PathLike, hand: HandModel, *,
                      progress: bool = False) -> Dataset:
     """The training set: one source, or a :class:`MixedDataset` of several by weight."""
@@ -230,7 +222,7 @@ def build_train_data(cfg: RunConfig, out_dir: str | os.PathLike, hand: HandModel
     for k, src in enumerate(cfg.data.train):
         ds = build_source(src, "train", hand, cache, f"data.train.{k}")
         if src.dataset == "synthetic":
-            _render_all(ds, progress, f"render train {k}")
+            ds.render_all(progress=progress, desc=f"render train {k}")
         parts.append(ds)
     if len(parts) == 1:
         return parts[0]
@@ -242,7 +234,7 @@ def build_test_data(cfg: RunConfig, out_dir: str | os.PathLike, hand: HandModel,
     """The evaluation set (``data.test``)."""
     ds = build_source(cfg.data.test, "test", hand, _cache_dir(cfg, out_dir), "data.test")
     if cfg.data.test.dataset == "synthetic":
-        _render_all(ds, progress, "render test")
+        ds.render_all(progress=progress, desc="render test")
     return ds
 
 

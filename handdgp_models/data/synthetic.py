@@ -7,6 +7,7 @@ of any size needs no storage and two workers never disagree.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import warnings
 from collections.abc import Sequence
@@ -162,7 +163,7 @@ class SyntheticHands(Dataset):
         index %= self.num_samples
         if self.cache_dir is None:
             return self._generate(index)
-        path = self.cache_dir / f"synth_{self._cache_key}_{index:08d}.npz"
+        path = self._cache_path(index)
         if path.is_file():
             try:
                 cached = read_npz(path, check=self._check_cached)
@@ -175,6 +176,40 @@ class SyntheticHands(Dataset):
         # Atomic: concurrent workers never read a partial file.
         write_npz(path, {**sample, _VERSION_KEY: np.array(CACHE_VERSION)})
         return sample
+
+    def _cache_path(self, index: int) -> Path:
+        return self.cache_dir / f"synth_{self._cache_key}_{index:08d}.npz"
+
+    def render_all(self, processes: int | None = None, progress: bool = False,
+                   desc: str = "render") -> int:
+        """Render every item that is not in the cache yet; returns how many were rendered.
+
+        Args:
+            processes: worker processes (forked, one thread each); default: one per CPU core.
+                1, or a platform without ``fork``, renders in this process.
+            progress: a tqdm bar. desc: its label.
+        """
+        from tqdm import tqdm
+
+        if self.cache_dir is None:
+            raise ValueError("render_all: the dataset has no cache_dir to render into")
+        missing = [i for i in range(self.num_samples) if not self._cache_path(i).is_file()]
+        # a worker costs a fork and a start-up: not worth it for a handful of items
+        processes = min(processes or os.cpu_count() or 1, max(len(missing) // 16, 1))
+        if "fork" not in multiprocessing.get_all_start_methods():
+            processes = 1
+        with tqdm(total=len(missing), desc=desc, disable=not progress, leave=False) as bar:
+            if processes <= 1:
+                for i in missing:
+                    self[i]
+                    bar.update()
+            else:
+                ctx = multiprocessing.get_context("fork")
+                with ctx.Pool(processes, initializer=_render_worker_init,
+                              initargs=(self,)) as pool:
+                    for _ in pool.imap_unordered(_render_worker_item, missing, chunksize=4):
+                        bar.update()
+        return len(missing)
 
     def _check_cached(self, arrays: dict[str, np.ndarray]) -> None:
         """ValueError unless ``arrays`` is a complete sample of this version and dataset."""
@@ -345,3 +380,16 @@ class SyntheticHands(Dataset):
             img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
         img += rng.uniform(0, 6) * rng.standard_normal(img.shape, dtype=np.float32)
         return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+_WORKER_DATASET: SyntheticHands | None = None
+
+
+def _render_worker_init(dataset: SyntheticHands) -> None:
+    global _WORKER_DATASET
+    torch.set_num_threads(1)  # one process per core
+    _WORKER_DATASET = dataset
+
+
+def _render_worker_item(index: int) -> None:
+    _WORKER_DATASET[index]  # renders into the cache; the sample goes back to nobody

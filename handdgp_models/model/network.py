@@ -11,12 +11,18 @@ from torch import nn
 
 from .mesh_hierarchy import MeshHierarchy
 
-__all__ = ["DECODERS", "METHODS", "DSConv", "HandDGP", "NetworkConfig", "SpiralConv",
+__all__ = ["BACKBONES", "DECODERS", "METHODS", "DSConv", "HandDGP", "NetworkConfig", "SpiralConv",
            "sample_features", "spiral_layer_parameters", "upsample"]
 
 METHODS = ("dgp", "dgp_uniform", "two_stage", "root_regression")
 DECODERS = ("dsconv", "dense")
-_BACKBONES = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
+# torchvision trunks (stride 32): output channels, and how many leading children form the trunk
+# (the rest is global pooling and the classifier)
+_BACKBONES = {"resnet18": (512, -2), "resnet34": (512, -2), "resnet50": (2048, -2),
+              "mobilenet_v3_small": (576, 1), "mobilenet_v3_large": (960, 1),
+              "shufflenet_v2_x1_0": (1024, -1), "shufflenet_v2_x1_5": (1024, -1),
+              "regnet_x_400mf": (400, 2)}
+BACKBONES = tuple(_BACKBONES)
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 UNIT = 0.2  # decoder output unit in metres
@@ -27,7 +33,9 @@ class NetworkConfig:
     """Network size and method.
 
     Attributes:
-        backbone: ``"resnet18"``, ``"resnet34"`` or ``"resnet50"`` (torchvision, no download).
+        backbone: a torchvision model name from :data:`BACKBONES` (``"resnet50"`` in the
+            paper; the lighter ``mobilenet_v3_*``, ``shufflenet_v2_*`` and ``regnet_x_400mf``
+            for CPU budgets), built without downloading weights.
         backbone_weights: optional path to a torchvision state dict for the backbone.
         input_size: input side ``S`` in pixels (224 in the paper).
         mesh_channels: decoder feature channels at the 5 levels, coarse to fine.
@@ -289,8 +297,8 @@ class HandDGP(nn.Module):
         net = getattr(torchvision.models, config.backbone)(weights=None)
         if config.backbone_weights:
             net.load_state_dict(torch.load(config.backbone_weights, weights_only=True))
-        self.backbone = nn.Sequential(*list(net.children())[:-2])
-        ch = _BACKBONES[config.backbone]
+        ch, trunk = _BACKBONES[config.backbone]
+        self.backbone = nn.Sequential(*list(net.children())[:trunk])
         hw = (config.input_size // 32) ** 2
         self.keypoints = _KeypointHead(ch, hw, config.kp_hidden, num_keypoints)
         self.mesh = _MeshDecoder(ch, config, hierarchy, num_keypoints)

@@ -173,3 +173,24 @@ def test_disk_cache_round_trip(tmp_path, monkeypatch):
     # Other arguments use other cache entries.
     SyntheticHands(2, seed=5, image_size=(96, 96), cache_dir=tmp_path)[1]
     assert len(list(tmp_path.glob("*.npz"))) == 2
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_render_all_fills_the_cache_with_the_same_samples(tmp_path, processes, monkeypatch):
+    ds = SyntheticHands(40, seed=6, image_size=(64, 64), cache_dir=tmp_path)
+    ds[3]  # already cached: not rendered again
+    assert ds.render_all(processes=processes) == 39
+    assert len(list(tmp_path.glob("*.npz"))) == 40
+    assert ds.render_all(processes=processes) == 0
+    cached = SyntheticHands(40, seed=6, image_size=(64, 64), cache_dir=tmp_path)
+    monkeypatch.setattr(cached, "_generate", lambda i: pytest.fail("cache was not used"))
+    fresh = SyntheticHands(40, seed=6, image_size=(64, 64))
+    for i in (0, 17, 39):
+        want, got = fresh[i], cached[i]
+        for key in want:
+            np.testing.assert_array_equal(want[key], got[key])
+
+
+def test_render_all_needs_a_cache():
+    with pytest.raises(ValueError, match="cache_dir"):
+        SyntheticHands(2).render_all()
