@@ -1,9 +1,13 @@
 """benchmarks/ablation.py: the report from known CSV rows, the CSV's tolerance of a killed
 writer, and a resumable --quick run."""
 
+import json
+
 import pytest
 
+import benchmarks.ablation as ablation
 from benchmarks.ablation import (
+    BUDGET_FILE,
     CSV_FIELDS,
     VARIANTS,
     Budget,
@@ -11,6 +15,7 @@ from benchmarks.ablation import (
     format_report,
     main,
     read_rows,
+    run_ablation,
     verdict,
 )
 
@@ -120,6 +125,35 @@ def test_bad_header_is_an_error(tmp_path):
     path.write_text("a,b,c\n1,2,3\n")
     with pytest.raises(ValueError, match="not an ablation CSV"):
         read_rows(path)
+
+
+def test_max_runs_continues_seed_by_seed(tmp_path, monkeypatch, capsys):
+    def fake_run(variant, seed, budget, out, threads):
+        return _row(variant.key, seed, 50.0, budget)
+
+    monkeypatch.setattr(ablation, "run_one", fake_run)
+    path, keys = tmp_path / "ablation.csv", ["dgp_crop", "dgp_affine"]
+    assert run_ablation(tmp_path, path, BUDGET, keys, 2, max_runs=3) == 3
+    assert "4 runs missing" in capsys.readouterr().out
+    done = [(r["variant"], r["seed"]) for r in read_rows(path)]
+    assert done == [("dgp_crop", 0), ("dgp_affine", 0), ("dgp_crop", 1)]
+    assert run_ablation(tmp_path, path, BUDGET, keys, 2) == 1
+    assert run_ablation(tmp_path, path, OTHER, keys, 1, max_runs=0) == 0  # another budget
+    assert [(r["variant"], r["seed"]) for r in read_rows(path)][3:] == [("dgp_affine", 1)]
+
+
+def test_run_folder_of_another_budget_starts_over(tmp_path):
+    run = tmp_path / "dgp_crop_s0"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"old")
+    ablation._claim_run_dir(run, BUDGET)  # no budget record: the checkpoint is not trusted
+    assert not (run / "checkpoint.pt").exists()
+    assert json.loads((run / BUDGET_FILE).read_text())["steps"] == BUDGET.steps
+    (run / "checkpoint.pt").write_bytes(b"mine")
+    ablation._claim_run_dir(run, BUDGET)  # same budget: resumes
+    assert (run / "checkpoint.pt").read_bytes() == b"mine"
+    ablation._claim_run_dir(run, OTHER)
+    assert not (run / "checkpoint.pt").exists()
 
 
 @pytest.mark.slow
