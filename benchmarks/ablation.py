@@ -1,125 +1,625 @@
-"""Ablation on synthetic hands: the paper's Table 1/2 comparisons at equal budgets.
+"""Ablation on synthetic hands: the paper's Table 1/2 comparisons at one budget, over seeds.
 
-Two-stage DLT vs end-to-end DGP vs root regression, with and without rectification, with
-and without learned weights. Every variant trains the same network for the same number of
-steps on one shared rendered dataset and is evaluated on the test cameras.
+Thirteen variants: two-stage DLT, root regression, DGP without weights and DGP, each with no
+rectification (``crop``), the paper's affine rectification (``affine``) and this project's
+perspective rectification (``perspective``), plus the full method (DGP, affine, two views
+with the consistency losses). Every (variant, seed) trains the ``small`` config for the same
+budget on one shared rendered training set, is evaluated on test cameras unlike the training
+ones, and appends one row to a CSV. Rerunning the command skips the rows already there and
+resumes an interrupted run from its checkpoint; every invocation ends by writing the report
+(``docs/ablation.md``) from the CSV.
 
-    python -m benchmarks.ablation --out runs/ablation    # default budget (about 45 min, 2 cores)
-    python -m benchmarks.ablation --out /tmp/abl --quick # smoke test (about a minute)
+    python -m benchmarks.ablation                    # every run not yet in the CSV
+    python -m benchmarks.ablation --max-runs 4       # at most 4 new runs, then stop
+    python -m benchmarks.ablation --only dgp_affine dgp_full --seeds 5
+    python -m benchmarks.ablation --report           # only rewrite the report
+    python -m benchmarks.ablation --quick --out /tmp/abl   # smoke test (tiny config)
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
 import time
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
+REPO = Path(__file__).resolve().parents[1]
 
-# (name, method, rectification mode, paper FreiHAND CS-MJE in mm or None)
-VARIANTS = [
-    ("root regression, no rect", "root_regression", "crop", 81.3),
-    ("root regression + rect", "root_regression", "perspective", 52.6),
-    ("two-stage DLT, no rect", "two_stage", "crop", 50.0),
-    ("two-stage DLT + rect", "two_stage", "perspective", 48.4),
-    ("DGP e2e, no rect", "dgp", "crop", 49.4),
-    ("DGP e2e + affine rect", "dgp", "affine", None),
-    ("DGP e2e + rect, no weights", "dgp_uniform", "perspective", 46.6),
-    ("DGP e2e + rect (full)", "dgp", "perspective", 46.3),
-]
+#: Budget of every run: the base named config and the overrides set here.
+DEFAULT_BASE = "small"
+DEFAULT_STEPS = 500
+DEFAULT_TRAIN_SAMPLES = 1000
+DEFAULT_TEST_SAMPLES = 200
+DEFAULT_SEEDS = 3
+#: ``--quick``: the tiny config at toy sizes, a smoke test of the whole loop.
+QUICK_BASE = "tiny"
+QUICK_STEPS = 2
+QUICK_TRAIN_SAMPLES = 8
+QUICK_TEST_SAMPLES = 4
+
+DEFAULT_OUT = Path("runs/ablation")
+DEFAULT_CSV = REPO / "benchmarks" / "results" / "ablation.csv"
+DEFAULT_DOC = REPO / "docs" / "ablation.md"
+_WIDTH = 96  # line width of the report's paragraphs
+BUDGET_FILE = "budget.json"  # in each run folder: the budget its checkpoint belongs to
+
+CSV_FIELDS = ("variant", "seed", "base", "steps", "train_samples", "test_samples",
+              "cs_mje", "cs_mve", "pa_mje", "pa_mve", "rr_mje", "baseline_cs_mje",
+              "seconds", "commit", "timestamp")
+_INT_FIELDS = ("seed", "steps", "train_samples", "test_samples")
+_METRICS = ("cs_mje", "cs_mve", "pa_mje", "pa_mve", "rr_mje")
+_FLOAT_FIELDS = (*_METRICS, "baseline_cs_mje", "seconds")
+_OPTIONAL_FIELDS = ("rr_mje",)  # empty when the evaluation does not report it
 
 
-def run(out: Path, steps: int, seeds: int, quick: bool, train_samples: int,
-        test_samples: int, only: list[str] | None = None) -> list[dict]:
+# ----------------------------------------------------------------------------- variants
+
+@dataclass(frozen=True)
+class Variant:
+    """One trained configuration of the ablation.
+
+    Attributes:
+        key: short stable identifier (run folder names, the CSV, ``--only``).
+        name: readable name for the report.
+        method: ``model.method``; mode: ``input.mode``; two_views: ``input.two_views``.
+        paper: the paper's FreiHAND CS-MJE (mm) of the matching setting, or None.
+        paper_setting: the paper's rectification and the table row that number comes from.
+    """
+
+    key: str
+    name: str
+    method: str
+    mode: str
+    two_views: bool = False
+    paper: float | None = None
+    paper_setting: str = ""
+
+
+METHODS = {"two_stage": "two-stage DLT", "root_regression": "root regression",
+           "dgp_uniform": "DGP, uniform weights", "dgp": "DGP"}
+MODES = {"crop": "no rect", "affine": "affine rect", "perspective": "perspective rect"}
+_NO_RECT, _RECT = "none", "affine (Rect)"
+# (method, mode) -> (FreiHAND CS-MJE in mm, the paper's rectification, its row in the paper's
+# Table 1 (T1) or Table 2 (T2)). The paper's Rect is the affine map: no perspective numbers.
+_PAPER = {
+    ("two_stage", "crop"): (50.0, _NO_RECT, "T1 baseline+DLT at test only"),
+    ("two_stage", "affine"): (48.4, _RECT, "T1 DLT+Rect"),
+    ("root_regression", "crop"): (81.3, _NO_RECT, "T1 root regression (E2E)"),
+    ("root_regression", "affine"): (52.6, _RECT, "T1 root regression+Rect"),
+    ("dgp_uniform", "affine"): (46.6, _RECT, "T2 no weights"),
+    ("dgp", "crop"): (49.4, _NO_RECT, "T1 ours without Rect"),
+}
+
+
+def _grid_variant(method: str, mode: str) -> Variant:
+    value, rect, row = _PAPER.get((method, mode), (None, "", ""))
+    return Variant(key=f"{method}_{mode}", name=f"{METHODS[method]}, {MODES[mode]}",
+                   method=method, mode=mode, paper=value,
+                   paper_setting=f"{rect}; {row}" if row else "")
+
+
+VARIANTS: tuple[Variant, ...] = (
+    *(_grid_variant(method, mode) for method in METHODS for mode in MODES),
+    Variant(key="dgp_full", name="DGP, affine rect, two views (full)", method="dgp",
+            mode="affine", two_views=True, paper=46.3,
+            paper_setting=f"{_RECT} + E2E, two views; T1/T2 full"),
+)
+VARIANT_KEYS = tuple(v.key for v in VARIANTS)
+_BY_KEY = {v.key: v for v in VARIANTS}
+
+
+# ----------------------------------------------------------------------------- budget
+
+@dataclass(frozen=True)
+class Budget:
+    """What every run of one ablation shares: the base named config and its size."""
+
+    base: str
+    steps: int
+    train_samples: int
+    test_samples: int
+
+    @classmethod
+    def of(cls, row: dict) -> Budget:
+        """The budget a CSV row was trained with."""
+        return cls(row["base"], row["steps"], row["train_samples"], row["test_samples"])
+
+    def describe(self) -> str:
+        """One line for people: config, steps, images."""
+        return (f"`{self.base}` config, {self.steps} steps, {self.train_samples} training "
+                f"images, {self.test_samples} test images")
+
+
+DEFAULT_BUDGET = Budget(DEFAULT_BASE, DEFAULT_STEPS, DEFAULT_TRAIN_SAMPLES, DEFAULT_TEST_SAMPLES)
+QUICK_BUDGET = Budget(QUICK_BASE, QUICK_STEPS, QUICK_TRAIN_SAMPLES, QUICK_TEST_SAMPLES)
+
+
+def select_budget(rows: Sequence[dict]) -> Budget | None:
+    """The most common budget among ``rows`` (ties: the one of the latest row), or None."""
+    if not rows:
+        return None
+    counts = Counter(Budget.of(r) for r in rows)
+    latest = {Budget.of(r): i for i, r in enumerate(rows)}
+    return max(counts, key=lambda b: (counts[b], latest[b]))
+
+
+# ----------------------------------------------------------------------------- the CSV
+
+def _format_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _parse_row(cells: list[str]) -> dict:
+    """A typed row from the cells of one CSV line; ValueError when malformed."""
+    if len(cells) != len(CSV_FIELDS):
+        raise ValueError(f"{len(cells)} fields, expected {len(CSV_FIELDS)}")
+    row: dict = dict(zip(CSV_FIELDS, cells, strict=True))
+    for k in _INT_FIELDS:
+        row[k] = int(row[k])
+    for k in _FLOAT_FIELDS:
+        row[k] = None if row[k] == "" and k in _OPTIONAL_FIELDS else float(row[k])
+    if not row["variant"] or not row["base"]:
+        raise ValueError("empty variant or base")
+    return row
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+def append_row(path: str | os.PathLike, row: dict) -> None:
+    """Append one result row to the CSV at ``path`` (header first when the file is new).
+
+    The line goes out in a single unbuffered ``write``, then ``fsync``, so a killed process
+    leaves either the whole row or (rarely) an incomplete last line, which :func:`read_rows`
+    skips; the next row then starts a line of its own.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if os.fstat(fd).st_size == 0:
+            writer.writerow(CSV_FIELDS)
+        elif not _ends_with_newline(path):  # an incomplete line stays on its own
+            buf.write("\n")
+        writer.writerow([_format_cell(row.get(k)) for k in CSV_FIELDS])
+        data = buf.getvalue().encode("utf-8")
+        if os.write(fd, data) != len(data):
+            raise OSError(f"{path}: short write while appending a row")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_rows(path: str | os.PathLike) -> list[dict]:
+    """The rows of the ablation CSV at ``path`` ([] when it does not exist).
+
+    A malformed line (an incomplete last line of a killed process, a wrong field count or a
+    value that does not parse) is skipped with a warning naming its line number.
+
+    Raises:
+        ValueError: the file's header is not the ablation's.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if not lines:
+        return []
+    if next(csv.reader([lines[0]])) != list(CSV_FIELDS):
+        raise ValueError(f"{path}: not an ablation CSV (header {lines[0].strip()!r})")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            if not line.endswith("\n"):
+                raise ValueError("incomplete line")
+            rows.append(_parse_row(next(csv.reader([line]))))
+        except (ValueError, csv.Error) as exc:
+            warnings.warn(f"{path}:{number}: ignoring a malformed row ({exc})", stacklevel=2)
+    return rows
+
+
+# ----------------------------------------------------------------------------- statistics
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (ddof=1; None for fewer than two values)."""
+    mean = math.fsum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    var = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, math.sqrt(var)
+
+
+def _fmt_mean_std(values: Sequence[float], digits: int = 1) -> str:
+    mean, std = _mean_std(values)
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def verdict(diffs: Sequence[float]) -> str:
+    """Verdict on the claim ``better < other`` from paired differences ``better - other``.
+
+    ``holds``: the mean difference is negative and larger in size than twice its standard
+    error (sample std / sqrt(n)); ``does not hold``: the same with a positive mean;
+    ``within seed spread``: otherwise. Needs at least two pairs.
+    """
+    if len(diffs) < 2:
+        raise ValueError(f"diffs: a verdict needs at least 2 paired seeds, got {len(diffs)}")
+    mean, std = _mean_std(diffs)
+    if abs(mean) > 2.0 * std / math.sqrt(len(diffs)):
+        return "holds" if mean < 0 else "does not hold"
+    return "within seed spread"
+
+
+# ----------------------------------------------------------------------------- the report
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper claim as one paired comparison: CS-MJE of ``better`` below ``other``'s."""
+
+    claim: str
+    better: str
+    other: str
+    strict: bool = True  # False: "<=" (a tie counts as the ordering holding)
+
+
+def _claims() -> list[Claim]:
+    out = [Claim("(a) E2E DGP < two-stage DLT", f"dgp_{m}", f"two_stage_{m}") for m in MODES]
+    out += [Claim("(b) rectified < not rectified", f"{method}_{m}", f"{method}_crop")
+            for method in METHODS for m in MODES if m != "crop"]
+    out += [Claim("(c) learned weights ≤ uniform", f"dgp_{m}", f"dgp_uniform_{m}", strict=False)
+            for m in MODES]
+    out += [Claim("(d) DGP < root regression", f"dgp_{m}", f"root_regression_{m}")
+            for m in MODES]
+    return out
+
+
+CLAIMS: tuple[Claim, ...] = tuple(_claims())
+
+_INTRO = """\
+# Ablation on synthetic hands
+
+The paper's comparisons (Tables 1 and 2: two-stage DLT, root regression, DGP with and without
+learned weights, with and without rectification) retrained at one budget on this project's
+synthetic hands, over several seeds. Each variant trains the same network from the same
+named config; only `model.method`, `input.mode` and, for the full method, `input.two_views`
+differ. All variants and seeds share one rendered training set and one rendered test set, and
+the test set uses another camera domain than training (other focal lengths and image sizes).
+The seed is `train.seed`: network initialisation, data order and augmentation, so runs with
+the same seed are paired. Errors are in mm; the paper's numbers are FreiHAND ones, shown for
+orientation only: with synthetic data, a small network and a short budget they are not
+expected to match.
+
+Rectification modes: `crop` is no rectification, `affine` is the paper's Rect (the
+canonical-camera scale and principal-point map) and `perspective` is this project's own
+rectification (a virtual rotation onto the box centre), which the paper does not have.
+
+This page is generated from `benchmarks/results/ablation.csv` by `benchmarks/ablation.py`:
+
+```bash
+python -m benchmarks.ablation                    # every (variant, seed) not yet in the CSV
+python -m benchmarks.ablation --max-runs 4       # at most 4 new runs, then stop
+python -m benchmarks.ablation --only dgp_affine dgp_full --seeds 5
+python -m benchmarks.ablation --report           # only rewrite this page
+python -m benchmarks.ablation --quick --out /tmp/abl  # smoke test: tiny config, rows in /tmp/abl
+```
+"""
+
+_USAGE = """\
+Default budget: {default}, seeds 0..{last_seed} (`--steps`, `--train-samples`, `--test-samples`; \
+`--seeds N` for seeds 0..N-1). Each run trains in its own folder `runs/ablation/<key>_s<seed>` \
+(`--out`) and appends one CSV row once evaluated. The command can be stopped at any time: rerun \
+it and it skips the rows already in the CSV and resumes an interrupted run from its last \
+checkpoint. `seconds` in the CSV counts only the invocation that finished the run.\
+"""
+
+
+def _table(rows: Sequence[dict]) -> list[str]:
+    """The per-variant table (one line per variant, in :data:`VARIANTS` order)."""
+    lines = ["| variant | key | CS-MJE | CS-MVE | PA-MJE | mean-t CS-MJE | seeds "
+             "| paper CS-MJE (FreiHAND) | paper's rectification; row |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for v in VARIANTS:
+        mine = [r for r in rows if r["variant"] == v.key]
+        paper = "-" if v.paper is None else f"{v.paper:.1f}"
+        setting = v.paper_setting or "-"
+        if not mine:
+            cells = ["no runs yet", "-", "-", "-"]
+        else:
+            cells = [_fmt_mean_std([r[k] for r in mine])
+                     for k in ("cs_mje", "cs_mve", "pa_mje", "baseline_cs_mje")]
+        lines.append(f"| {v.name} | `{v.key}` | {' | '.join(cells)} | {len(mine)} | {paper} "
+                     f"| {setting} |")
+    return lines
+
+
+def _comparison(claim: Claim, by_seed: dict[str, dict[int, float]]) -> str:
+    """One table line: paired CS-MJE differences ``better - other`` over common seeds."""
+    a, b = by_seed.get(claim.better, {}), by_seed.get(claim.other, {})
+    seeds = sorted(set(a) & set(b))
+    diffs = [a[s] - b[s] for s in seeds]
+    pair = f"`{claim.better}` vs `{claim.other}`"
+    if len(diffs) < 2:
+        return f"| {claim.claim} | {pair} | - | {len(diffs)} paired | needs ≥ 2 paired seeds |"
+    in_order = sum(d < 0 if claim.strict else d <= 0 for d in diffs)
+    return (f"| {claim.claim} | {pair} | {_fmt_mean_std(diffs, 2)} | {in_order}/{len(diffs)} "
+            f"| {verdict(diffs)} |")
+
+
+def _latest_per_run(rows: Iterable[dict]) -> list[dict]:
+    """One row per (variant, seed): the last one in the CSV."""
+    return list({(r["variant"], r["seed"]): r for r in rows}.values())
+
+
+_RULE = """\
+The paper's four claims, each as CS-MJE differences `first - second` between runs of the same \
+seed (negative: the claim's ordering); "in order" counts the seeds where the ordering holds. \
+Verdict: **holds** when the mean difference is negative and larger in size than twice its \
+standard error (sample std / √n), **does not hold** when it is positive and as large, \
+**within seed spread** otherwise (for (c), a tie also agrees with the claim). With a few seeds \
+this is a rough screen, not a significance test. A comparison needs at least two paired seeds.\
+"""
+
+_NOTES = (
+    "The paper's \"Rect\" is the affine map, so its numbers sit on `affine` rows only; "
+    "`perspective` rows have none.",
+    "Doubtful mapping: the paper does not say whether its DGP rows without Rect (49.4) and "
+    "without weights (46.6) were trained with two views like its full model; here only "
+    "`dgp_full` uses two views.",
+    "Table 2's \"no DGP\" rows (48.9, 50.2) are not used: it is unclear which of the "
+    "two-stage or root-regression settings they match.",
+    "Every variant keeps the base config's input settings (the `small` config: `jitter=zoom`, "
+    "`crop_first=false`), so during training the `affine` rows see a zoomed focal, while the "
+    "paper's Rect keeps the canonical intrinsics fixed (crop jitter before rectification).",
+)
+
+
+def _fill(text: str, prefix: str = "") -> str:
+    return textwrap.fill(text, _WIDTH, initial_indent=prefix,
+                         subsequent_indent=" " * len(prefix))
+
+
+def _results_intro(budget: Budget, shown: Sequence[dict], others: int) -> str:
+    """The paragraph above the table: budget, what the cells are, other budgets, commits."""
+    text = (f"Budget of the rows below: {budget.describe()}. Mean ± sample standard deviation "
+            "over seeds (no ± with one seed); mean-t is the trivial baseline that places each "
+            "predicted root-relative hand at the mean training translation.")
+    if others:
+        text += f" The CSV holds {others} more rows at other budgets, not shown."
+    commits = Counter(r["commit"] for r in shown)
+    if commits:
+        text += " Code: " + ", ".join(f"`{c}` ({n} rows)" for c, n in commits.items()) + "."
+    return _fill(text)
+
+
+def format_report(rows: Sequence[dict], budget: Budget | None = None) -> str:
+    """The markdown report of the ablation CSV ``rows`` (as :func:`read_rows` gives them).
+
+    Args:
+        rows: result rows, any budgets and variants.
+        budget: the budget shown; None picks the most common one among ``rows``.
+    """
+    budget = budget or select_budget(rows) or DEFAULT_BUDGET
+    shown = _latest_per_run(r for r in rows if Budget.of(r) == budget and r["variant"] in _BY_KEY)
+    others = sum(Budget.of(r) != budget for r in rows)
+    by_seed: dict[str, dict[int, float]] = {}
+    for r in shown:
+        by_seed.setdefault(r["variant"], {})[r["seed"]] = r["cs_mje"]
+    usage = _USAGE.format(default=DEFAULT_BUDGET.describe(), last_seed=DEFAULT_SEEDS - 1)
+    lines = [_INTRO, _fill(usage), "", "## Results", "", _results_intro(budget, shown, others),
+             "", *_table(shown), "",
+             "## Paired comparisons", "", _fill(_RULE), "",
+             "| claim | pair | Δ CS-MJE (mm) | in order | verdict |", "|---|---|---|---|---|",
+             *(_comparison(c, by_seed) for c in CLAIMS), "",
+             "## Notes on the paper column", "", *(_fill(n, "- ") for n in _NOTES), ""]
+    return "\n".join(lines)
+
+
+def write_report(csv_path: str | os.PathLike, doc_path: str | os.PathLike,
+                 budget: Budget | None = None) -> str:
+    """Read the CSV, write the markdown report to ``doc_path`` (atomically) and return it."""
+    text = format_report(read_rows(csv_path), budget)
+    doc_path = Path(doc_path)
+    doc_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = doc_path.with_name(doc_path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, doc_path)
+    return text
+
+
+# ----------------------------------------------------------------------------- running
+
+def git_commit() -> str:
+    """The short commit hash of the checkout, or ``"unknown"``."""
+    try:
+        res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                             capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return res.stdout.strip() or "unknown"
+
+
+def run_config(variant: Variant, seed: int, budget: Budget, data_dir: Path, threads: int = 0):
+    """The run config of one (variant, seed): the budget's base config and overrides."""
+    from handdgp_models.config import load_config
+
+    return load_config(budget.base, [
+        f"model.method={json.dumps(variant.method)}", f"input.mode={json.dumps(variant.mode)}",
+        f"input.two_views={json.dumps(variant.two_views)}", f"train.steps={budget.steps}",
+        f"train.seed={seed}", f"train.threads={threads}",
+        f"data.train.0.samples={budget.train_samples}",
+        f"data.test.samples={budget.test_samples}",
+        f"data.cache_dir={json.dumps(str(data_dir))}", "eval.overlays=0"])
+
+
+def _claim_run_dir(run_dir: Path, budget: Budget) -> None:
+    """Tie ``run_dir`` to ``budget``: a checkpoint of another (or unknown) budget is removed,
+    so training starts over instead of resuming it."""
+    record = run_dir / BUDGET_FILE
+    want = asdict(budget)
+    try:
+        if json.loads(record.read_text()) == want:
+            return
+    except (OSError, ValueError):  # no record (a new folder) or an unreadable one
+        pass
+    for name in ("checkpoint.pt", "log.jsonl"):
+        if (run_dir / name).is_file():
+            print(f"  {run_dir}: {name} is of another budget; starting over", flush=True)
+            (run_dir / name).unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(want))
+
+
+def run_one(variant: Variant, seed: int, budget: Budget, out: Path, threads: int = 0) -> dict:
+    """Train (resuming) and evaluate one (variant, seed); return its CSV row."""
     from handdgp_models.build import (
         build_hand,
         build_test_data,
         build_train_data,
         model_from_checkpoint,
+        resolve_device,
     )
-    from handdgp_models.config import load_config
     from handdgp_models.evaluate import evaluate
     from handdgp_models.train import train
 
-    base = "tiny" if quick else "small"
-    data_dir = out / "data"
-    rows = []
-    for name, method, mode, paper in VARIANTS:
-        if only and method not in only:
-            continue
-        results = []
-        for seed in range(seeds):
-            run_dir = out / f"{method}_{mode}_s{seed}"
-            cfg = load_config(base, [
-                f"model.method={json.dumps(method)}", f"input.mode={json.dumps(mode)}",
-                f"train.steps={steps}", f"train.seed={seed}",
-                f"data.train.0.samples={train_samples}", f"data.test.samples={test_samples}",
-                f"data.cache_dir={json.dumps(str(data_dir))}",
-                f"train.checkpoint_every={max(steps, 1)}", "eval.overlays=0"])
-            t0 = time.time()
-            train(cfg, run_dir, progress=False)
-            model, _ = model_from_checkpoint(run_dir / "checkpoint.pt")
-            hand = build_hand(cfg)
-            train_ds = build_train_data(cfg, run_dir, hand)
-            test_ds = build_test_data(cfg, run_dir, hand)
-            res = evaluate(model, cfg, test_ds, run_dir, train_ds=train_ds)
-            res["seconds"] = time.time() - t0
-            results.append(res)
-        row = {"name": name, "paper": paper,
-               "seconds": float(np.sum([r["seconds"] for r in results]))}
-        for key in ("cs_mje", "cs_mve", "pa_mje"):
-            vals = [r["model"][key] for r in results]
-            row[key] = (float(np.mean(vals)), float(np.std(vals)))
-        row["baseline"] = float(np.mean([r["baseline_mean_t"]["cs_mje"] for r in results]))
-        rows.append(row)
-        print(f"  done: {name} ({row['seconds']:.0f} s)", flush=True)
-    return rows
+    t0 = time.time()
+    run_dir = out / f"{variant.key}_s{seed}"
+    cfg = run_config(variant, seed, budget, out / "data", threads)
+    _claim_run_dir(run_dir, budget)
+    train(cfg, run_dir, resume=True, progress=False)
+    device = resolve_device(cfg.train.device)
+    model, _ = model_from_checkpoint(run_dir / "checkpoint.pt", device=device)
+    hand = build_hand(cfg)
+    res = evaluate(model, cfg, build_test_data(cfg, run_dir, hand), run_dir,
+                   train_ds=build_train_data(cfg, run_dir, hand), device=device)
+    metrics = res["model"]
+    return {"variant": variant.key, "seed": seed, **asdict(budget),
+            **{k: metrics.get(k) for k in _METRICS},
+            "baseline_cs_mje": res["baseline_mean_t"]["cs_mje"],
+            "seconds": time.time() - t0, "commit": git_commit(),
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-def format_table(rows: list[dict], seeds: int) -> str:
-    def cell(v: tuple[float, float]) -> str:
-        return f"{v[0]:.1f}" if seeds == 1 else f"{v[0]:.1f} ± {v[1]:.1f}"
+def pending_runs(keys: Sequence[str], seeds: int, budget: Budget,
+                 rows: Sequence[dict]) -> list[tuple[Variant, int]]:
+    """The (variant, seed) pairs of ``keys`` x ``range(seeds)`` without a row at ``budget``,
+    seed by seed (every variant of seed 0 first, so a partial ablation has a full table)."""
+    done = {(r["variant"], r["seed"]) for r in rows if Budget.of(r) == budget}
+    return [(_BY_KEY[k], s) for s in range(seeds) for k in keys if (k, s) not in done]
 
-    head = (f"{'variant':<28} {'CS-MJE':>14} {'CS-MVE':>14} {'PA-MJE':>14} "
-            f"{'mean-t CS-MJE':>14} {'paper CS-MJE':>13}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        paper = "-" if r["paper"] is None else f"{r['paper']:.1f}"
-        lines.append(f"{r['name']:<28} {cell(r['cs_mje']):>14} {cell(r['cs_mve']):>14} "
-                     f"{cell(r['pa_mje']):>14} {r['baseline']:>14.1f} {paper:>13}")
-    lines.append("Errors in mm on synthetic test cameras; 'paper' = FreiHAND numbers "
-                 "(Tables 1-2) for reference only.")
-    return "\n".join(lines)
+
+def run_ablation(out: Path, csv_path: Path, budget: Budget, keys: Sequence[str], seeds: int,
+                 max_runs: int | None = None, threads: int = 0) -> int:
+    """Do the missing runs (at most ``max_runs``), appending a row after each; return how
+    many were done."""
+    todo = pending_runs(keys, seeds, budget, read_rows(csv_path))
+    total = len(todo)
+    if max_runs is not None:
+        todo = todo[:max_runs]
+    print(f"ablation: {total} runs missing at {budget.describe()}; doing {len(todo)} now "
+          f"(rows -> {csv_path})", flush=True)
+    t0 = time.time()
+    for i, (variant, seed) in enumerate(todo, start=1):
+        print(f"[{i}/{len(todo)}] {variant.key}_s{seed}: {variant.name}, seed {seed}",
+              flush=True)
+        row = run_one(variant, seed, budget, out, threads)
+        append_row(csv_path, row)
+        print(f"  cs_mje {row['cs_mje']:.1f} mm in {row['seconds']:.0f} s; "
+              f"{total - i} left; elapsed {time.time() - t0:.0f} s", flush=True)
+    return len(todo)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help=f"run folders and the shared rendered data ({DEFAULT_OUT})")
+    p.add_argument("--csv", type=Path, default=None,
+                   help=f"results CSV ({DEFAULT_CSV.relative_to(REPO)}; --quick: OUT/ablation.csv)")
+    p.add_argument("--doc", type=Path, default=None,
+                   help=f"report written at the end ({DEFAULT_DOC.relative_to(REPO)}; --quick: "
+                        "OUT/ablation.md)")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"training steps per run ({DEFAULT_STEPS}; --quick {QUICK_STEPS})")
+    p.add_argument("--train-samples", type=int, default=None,
+                   help=f"rendered training images ({DEFAULT_TRAIN_SAMPLES}; --quick "
+                        f"{QUICK_TRAIN_SAMPLES})")
+    p.add_argument("--test-samples", type=int, default=None,
+                   help=f"rendered test images ({DEFAULT_TEST_SAMPLES}; --quick "
+                        f"{QUICK_TEST_SAMPLES})")
+    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
+                   help=f"seeds 0..N-1 per variant ({DEFAULT_SEEDS})")
+    p.add_argument("--only", nargs="+", metavar="KEY", choices=VARIANT_KEYS,
+                   help=f"only these variants: {', '.join(VARIANT_KEYS)}")
+    p.add_argument("--max-runs", type=int, default=None, metavar="N",
+                   help="do at most N new runs, then stop (default: all missing ones)")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="torch threads per run (0: the trainer chooses from the free cores)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"smoke test: the {QUICK_BASE} config at toy sizes")
+    p.add_argument("--report", action="store_true",
+                   help="only write the report from the CSV (budget: the options given, else "
+                        "the most common one in the CSV)")
+    return p
+
+
+def _budget(args: argparse.Namespace) -> Budget:
+    base = QUICK_BUDGET if args.quick else DEFAULT_BUDGET
+    return Budget(base.base,
+                  base.steps if args.steps is None else args.steps,
+                  base.train_samples if args.train_samples is None else args.train_samples,
+                  base.test_samples if args.test_samples is None else args.test_samples)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="runs/ablation")
-    p.add_argument("--steps", type=int, default=None, help="training steps per run (500)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per variant")
-    p.add_argument("--train-samples", type=int, default=None)
-    p.add_argument("--test-samples", type=int, default=None)
-    p.add_argument("--quick", action="store_true", help="tiny network, 2 steps: smoke test")
-    p.add_argument("--only", nargs="*", help="restrict to these methods")
+    """Command line entry point; returns the exit status."""
+    p = _parser()
     args = p.parse_args(argv)
-    steps = args.steps if args.steps is not None else (2 if args.quick else 500)
-    n_train = args.train_samples or (8 if args.quick else 1000)
-    n_test = args.test_samples or (4 if args.quick else 200)
-    if steps <= 0 or args.seeds <= 0:
-        p.error("--steps and --seeds must be positive")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    rows = run(out, steps, args.seeds, args.quick, n_train, n_test, args.only)
-    table = format_table(rows, args.seeds)
-    print(f"\nsteps={steps} seeds={args.seeds} train={n_train} test={n_test} "
-          f"total {time.time() - t0:.0f} s")
-    print(table)
-    (out / "ablation.md").write_text(table + "\n")
-    (out / "ablation.json").write_text(json.dumps(rows, indent=2))
-    return 0
+    budget = _budget(args)
+    if min(budget.steps, budget.train_samples, budget.test_samples, args.seeds) <= 0:
+        p.error("--steps, --train-samples, --test-samples and --seeds must be positive")
+    if args.max_runs is not None and args.max_runs < 0:
+        p.error("--max-runs must be >= 0")
+    csv_path = args.csv or (args.out / "ablation.csv" if args.quick else DEFAULT_CSV)
+    doc_path = args.doc or (args.out / "ablation.md" if args.quick else DEFAULT_DOC)
+    if args.report:
+        given = args.quick or any(v is not None for v in (
+            args.steps, args.train_samples, args.test_samples))
+        write_report(csv_path, doc_path, budget if given else None)
+        print(f"report -> {doc_path}")
+        return 0
+    status = 0
+    try:
+        run_ablation(args.out, csv_path, budget, args.only or VARIANT_KEYS, args.seeds,
+                     args.max_runs, args.threads)
+    except KeyboardInterrupt:
+        print("\ninterrupted: rerun the same command to resume", file=sys.stderr)
+        status = 130
+    finally:
+        write_report(csv_path, doc_path, budget)
+        print(f"report -> {doc_path}")
+    return status
 
 
 if __name__ == "__main__":
