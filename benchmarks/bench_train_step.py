@@ -5,8 +5,9 @@
     python -m benchmarks.bench_train_step --configs small 'small;model.backbone="resnet18"'
 
 A config is a named config, optionally followed by ``;``-separated ``key=value`` overrides
-(as ``--set`` takes them). Each config is trained for a few steps on rendered synthetic hands, idle and with the second
-core busy (a busy-loop process this script starts and stops itself), for each thread setting.
+(as ``--set`` takes them). Each config is trained for a few steps on rendered synthetic hands,
+idle and with the second core busy (a busy-loop process this script starts and stops itself),
+for each thread setting.
 The breakdown times the parts of a step with module hooks: the data pipeline, the backbone's
 forward and backward, the heads and mesh decoder, the DGP solve, the losses, the optimiser
 step, and one checkpoint write. Rates are images per second of wall time (medians over steps).
