@@ -27,12 +27,15 @@ import torch.nn.functional as F
 import trimesh
 
 from benchmarks._timing import fmt_time, time_interleaved
+from handdgp_models.config import load_config
 from handdgp_models.hand import load_mano
 from handdgp_models.model import NetworkConfig, load_hierarchy, upsample
 from handdgp_models.model.mesh_hierarchy import build_hierarchy
-from handdgp_models.model.network import _MeshDecoder
+from handdgp_models.model.network import _MeshDecoder, backbone_channels
 
-SMALL = {"mesh_channels": [64, 64, 48, 32, 16], "feature_channels": 64}
+_SMALL_MODEL = load_config("small").model
+SMALL = {"mesh_channels": _SMALL_MODEL.mesh_channels,
+         "feature_channels": _SMALL_MODEL.feature_channels}
 
 
 def _count(modules) -> int:
@@ -150,7 +153,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         hier = load_hierarchy(hand.template, hand.faces, cache_dir=cache)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads\n")
-    print("\n".join(parameter_table(hier, {"paper": 2048, "small": 512})), "\n")
+    channels = {"paper": backbone_channels(NetworkConfig().backbone),
+                "small": backbone_channels(_SMALL_MODEL.backbone)}
+    print("\n".join(parameter_table(hier, channels)), "\n")
     print("\n".join(build_table(hand, build_reps, body_sections)), "\n")
     print("\n".join(speed_table(hier, batch, reps, budget)))
 

@@ -12,7 +12,7 @@ from torch import nn
 from .mesh_hierarchy import MeshHierarchy
 
 __all__ = ["BACKBONES", "DECODERS", "METHODS", "DSConv", "HandDGP", "NetworkConfig", "SpiralConv",
-           "sample_features", "spiral_layer_parameters", "upsample"]
+           "backbone_channels", "sample_features", "spiral_layer_parameters", "upsample"]
 
 METHODS = ("dgp", "dgp_uniform", "two_stage", "root_regression")
 DECODERS = ("dsconv", "dense")
@@ -23,6 +23,13 @@ _BACKBONES = {"resnet18": (512, -2), "resnet34": (512, -2), "resnet50": (2048, -
               "shufflenet_v2_x1_0": (1024, -1), "shufflenet_v2_x1_5": (1024, -1),
               "regnet_x_400mf": (400, 2)}
 BACKBONES = tuple(_BACKBONES)
+
+
+def backbone_channels(name: str) -> int:
+    """Feature channels of backbone ``name`` (one of :data:`BACKBONES`) at stride 32."""
+    if name not in _BACKBONES:
+        raise ValueError(f"backbone: expected one of {list(_BACKBONES)}, got {name!r}")
+    return _BACKBONES[name][0]
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 UNIT = 0.2  # decoder output unit in metres
@@ -297,7 +304,7 @@ class HandDGP(nn.Module):
         net = getattr(torchvision.models, config.backbone)(weights=None)
         if config.backbone_weights:
             net.load_state_dict(torch.load(config.backbone_weights, weights_only=True))
-        ch, trunk = _BACKBONES[config.backbone]
+        ch, trunk = backbone_channels(config.backbone), _BACKBONES[config.backbone][1]
         self.backbone = nn.Sequential(*list(net.children())[:trunk])
         hw = (config.input_size // 32) ** 2
         self.keypoints = _KeypointHead(ch, hw, config.kp_hidden, num_keypoints)

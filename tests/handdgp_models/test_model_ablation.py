@@ -181,3 +181,16 @@ def test_quick_run_resumes_and_skips_done_rows(tmp_path, monkeypatch, capsys):
     lines = csv_path.read_text().splitlines(keepends=True)
     assert lines[:2] == [header, kept] and len(lines) == 3
     assert read_rows(csv_path)[1]["variant"] == "dgp_crop"
+
+
+def test_run_config_sets_the_variant_and_the_papers_jitter_on_affine_rows(tmp_path):
+    by_key = {v.key: v for v in VARIANTS}
+    base = ablation.run_config(by_key["dgp_perspective"], 1, BUDGET, tmp_path)
+    affine = ablation.run_config(by_key["dgp_affine"], 1, BUDGET, tmp_path)
+    full = ablation.run_config(by_key["dgp_full"], 2, BUDGET, tmp_path)
+    assert (base.model.method, base.input.mode, base.train.seed) == ("dgp", "perspective", 1)
+    assert base.input.jitter == "zoom"  # the small config's own
+    assert affine.input.mode == "affine" and affine.input.jitter == ablation.PAPER_JITTER
+    assert full.input.two_views and full.input.jitter == ablation.PAPER_JITTER
+    assert base.train.steps == BUDGET.steps
+    assert base.data.train[0].samples == BUDGET.train_samples
