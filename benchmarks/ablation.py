@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: Budget of every run: the base named config and the overrides set here.
 DEFAULT_BASE = "small"
-DEFAULT_STEPS = 400
+DEFAULT_STEPS = 800
 DEFAULT_TRAIN_SAMPLES = 3200
 DEFAULT_TEST_SAMPLES = 200
 DEFAULT_SEEDS = 3

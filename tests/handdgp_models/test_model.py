@@ -7,6 +7,7 @@ from handdgp_models.config import load_config
 from handdgp_models.hand import load_mano
 from handdgp_models.losses import camera_losses
 from handdgp_models.model import DSConv, SpiralConv, build_model, sample_features
+from handdgp_models.model.network import BACKBONES, backbone_channels
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +104,24 @@ def test_rescale_sets_the_template_spread(tmp_path, hand):
     spread = out["joints_rel"][:, 1:].norm(dim=-1).mean(1)
     torch.testing.assert_close(spread, ref.expand(3), rtol=1e-4, atol=1e-6)
     assert 0.05 < float(ref) < 0.15  # a hand: wrist to keypoints about 5-15 cm
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_every_backbone_gives_its_channels_at_stride_32(backbone, tmp_path):
+    cfg = load_config("tiny")
+    cfg.model.backbone = backbone
+    model = build_model(cfg.model, cache_dir=tmp_path).eval()
+    S = cfg.model.input_size
+    feat = model.backbone(torch.rand(1, 3, S, S))
+    assert feat.shape == (1, backbone_channels(backbone), S // 32, S // 32)
+    K = torch.tensor([[85.0, 0, S / 2], [0, 85.0, S / 2], [0, 0, 1]])[None]
+    assert model(torch.rand(1, 3, S, S), K)["verts_cam"].shape == (1, 778, 3)
+
+
+def test_unknown_backbone_is_named():
+    with pytest.raises(ValueError, match="backbone"):
+        backbone_channels("vgg11")
+    cfg = load_config("tiny")
+    with pytest.raises(ValueError, match="backbone"):
+        cfg.model.__class__(backbone="vgg11")
+
