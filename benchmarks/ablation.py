@@ -24,6 +24,7 @@ import io
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -247,11 +248,7 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (ddof=1; None for fewer than two values)."""
-    mean = math.fsum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    var = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, math.sqrt(var)
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def _fmt_mean_std(values: Sequence[float], digits: int = 1) -> str:
@@ -443,12 +440,11 @@ def format_report(rows: Sequence[dict], budget: Budget | None = None) -> str:
 def write_report(csv_path: str | os.PathLike, doc_path: str | os.PathLike,
                  budget: Budget | None = None) -> str:
     """Read the CSV, write the markdown report to ``doc_path`` (atomically) and return it."""
+    from handdgp_models.files import atomic_write
+
     text = format_report(read_rows(csv_path), budget)
-    doc_path = Path(doc_path)
-    doc_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = doc_path.with_name(doc_path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, doc_path)
+    with atomic_write(doc_path, "w") as f:
+        f.write(text)
     return text
 
 
@@ -496,31 +492,20 @@ def _claim_run_dir(run_dir: Path, budget: Budget) -> None:
             print(f"  {run_dir}: {name} is of another budget; starting over", flush=True)
             (run_dir / name).unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(want))
+    from handdgp_models.files import write_json
+
+    write_json(record, want)
 
 
 def run_one(variant: Variant, seed: int, budget: Budget, out: Path, threads: int = 0) -> dict:
     """Train (resuming) and evaluate one (variant, seed); return its CSV row."""
-    from handdgp_models.build import (
-        build_hand,
-        build_test_data,
-        build_train_data,
-        model_from_checkpoint,
-        resolve_device,
-    )
-    from handdgp_models.evaluate import evaluate
-    from handdgp_models.train import train
+    from handdgp_models.cli import train_and_evaluate
 
     t0 = time.time()
     run_dir = out / f"{variant.key}_s{seed}"
     cfg = run_config(variant, seed, budget, out / "data", threads)
     _claim_run_dir(run_dir, budget)
-    train(cfg, run_dir, resume=True, progress=False)
-    device = resolve_device(cfg.train.device)
-    model, _ = model_from_checkpoint(run_dir / "checkpoint.pt", device=device)
-    hand = build_hand(cfg)
-    res = evaluate(model, cfg, build_test_data(cfg, run_dir, hand), run_dir,
-                   train_ds=build_train_data(cfg, run_dir, hand), device=device)
+    _, res = train_and_evaluate(cfg, run_dir, progress=False)
     metrics = res["model"]
     return {"variant": variant.key, "seed": seed, **asdict(budget),
             **{k: metrics.get(k) for k in _METRICS},

@@ -13,7 +13,7 @@ import torch
 from .errors import DEBUG_FLAG, UserArgumentParser, run_cli
 from .files import strict_json
 
-__all__ = ["main", "predict_image", "run_main"]
+__all__ = ["main", "predict_image", "run_main", "train_and_evaluate"]
 
 
 def _add_config_args(p: argparse.ArgumentParser, default: str) -> None:
@@ -158,23 +158,48 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_main(out: str | os.PathLike, config: str = "small", overrides: list[str] | None = None,
-             progress: bool = True) -> dict:
-    """Train, evaluate on the test cameras and write ``report.md`` into ``out``."""
-    from .build import build_template, build_test_data, build_train_data, model_from_checkpoint
-    from .config import load_config
+def train_and_evaluate(cfg, out: str | os.PathLike, *, progress: bool = True,
+                       device: str | None = None) -> tuple[dict, dict]:
+    """Train ``cfg`` into ``out`` (resuming from its checkpoint), then evaluate the checkpoint
+    on the config's test set (with the mean-translation baseline from the training set).
+
+    Args:
+        device: evaluation device; None: ``cfg.train.device`` resolved.
+
+    Returns:
+        The trainer's summary and :func:`~handdgp_models.evaluate.evaluate`'s result.
+    """
+    from .build import (
+        build_template,
+        build_test_data,
+        build_train_data,
+        model_from_checkpoint,
+        resolve_device,
+    )
     from .evaluate import evaluate
-    from .report import write_report
     from .train import train
 
     out = Path(out)
-    cfg = load_config(config, overrides)
     summary = train(cfg, out, progress=progress)
-    model, _ = model_from_checkpoint(out / "checkpoint.pt")
+    device = resolve_device(cfg.train.device) if device is None else device
+    model, _ = model_from_checkpoint(out / "checkpoint.pt", device=device)
     hand = build_template(cfg)
     train_ds = build_train_data(cfg, out, hand)
     test_ds = build_test_data(cfg, out, hand)
-    result = evaluate(model, cfg, test_ds, out, train_ds=train_ds, progress=progress)
+    result = evaluate(model, cfg, test_ds, out, train_ds=train_ds, progress=progress,
+                      device=device)
+    return summary, result
+
+
+def run_main(out: str | os.PathLike, config: str = "small", overrides: list[str] | None = None,
+             progress: bool = True) -> dict:
+    """Train, evaluate on the test cameras and write ``report.md`` into ``out``."""
+    from .config import load_config
+    from .report import write_report
+
+    out = Path(out)
+    cfg = load_config(config, overrides)
+    summary, result = train_and_evaluate(cfg, out, progress=progress, device="cpu")
     overlays = sorted(f"overlays/{p.name}" for p in (out / "overlays").glob("*.png"))
     report = write_report(out, result, cfg, summary, overlays)
     print(report.read_text())

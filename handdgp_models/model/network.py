@@ -30,6 +30,8 @@ def backbone_channels(name: str) -> int:
     if name not in _BACKBONES:
         raise ValueError(f"backbone: expected one of {list(_BACKBONES)}, got {name!r}")
     return _BACKBONES[name][0]
+
+
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 UNIT = 0.2  # decoder output unit in metres
