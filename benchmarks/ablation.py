@@ -353,17 +353,58 @@ def _table(rows: Sequence[dict]) -> list[str]:
     return lines
 
 
+def _paired_diffs(claim: Claim, by_seed: dict[str, dict[int, float]]) -> list[float]:
+    """CS-MJE differences ``better - other`` over the seeds both variants have."""
+    a, b = by_seed.get(claim.better, {}), by_seed.get(claim.other, {})
+    return [a[s] - b[s] for s in sorted(set(a) & set(b))]
+
+
+def _in_order(claim: Claim, diffs: Iterable[float]) -> int:
+    """How many of the paired ``diffs`` follow the claim's ordering."""
+    return sum(d < 0 if claim.strict else d <= 0 for d in diffs)
+
+
 def _comparison(claim: Claim, by_seed: dict[str, dict[int, float]]) -> str:
     """One table line: paired CS-MJE differences ``better - other`` over common seeds."""
-    a, b = by_seed.get(claim.better, {}), by_seed.get(claim.other, {})
-    seeds = sorted(set(a) & set(b))
-    diffs = [a[s] - b[s] for s in seeds]
+    diffs = _paired_diffs(claim, by_seed)
     pair = f"`{claim.better}` vs `{claim.other}`"
     if len(diffs) < 2:
         return f"| {claim.claim} | {pair} | - | {len(diffs)} paired | needs ≥ 2 paired seeds |"
-    in_order = sum(d < 0 if claim.strict else d <= 0 for d in diffs)
-    return (f"| {claim.claim} | {pair} | {_fmt_mean_std(diffs, 2)} | {in_order}/{len(diffs)} "
-            f"| {verdict(diffs)} |")
+    return (f"| {claim.claim} | {pair} | {_fmt_mean_std(diffs, 2)} "
+            f"| {_in_order(claim, diffs)}/{len(diffs)} | {verdict(diffs)} |")
+
+
+_VERDICTS = ("holds", "within seed spread", "does not hold")
+
+
+def _claim_summary(by_seed: dict[str, dict[int, float]]) -> list[str]:
+    """One line per claim over its pairs with at least two paired seeds: the pairs' verdicts,
+    the seeds in order, the mean difference and that mean over the claim's seed spread (the
+    median over its variants of their CS-MJE sample std across seeds)."""
+    lines = ["| claim | pairs: holds / within seed spread / does not hold | seeds in order "
+             "| mean Δ CS-MJE (mm) | seed spread (mm) | size of mean Δ / spread |",
+             "|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(c.claim for c in CLAIMS):
+        verdicts: Counter[str] = Counter()
+        diffs, in_order, keys = [], 0, set()
+        for claim in (c for c in CLAIMS if c.claim == name):
+            d = _paired_diffs(claim, by_seed)
+            if len(d) < 2:
+                continue
+            verdicts[verdict(d)] += 1
+            diffs += d
+            in_order += _in_order(claim, d)
+            keys |= {claim.better, claim.other}
+        if not diffs:
+            lines.append(f"| {name} | no pair with ≥ 2 paired seeds | - | - | - | - |")
+            continue
+        mean = statistics.fmean(diffs)
+        spread = statistics.median(statistics.stdev(by_seed[k].values()) for k in sorted(keys))
+        ratio = f"{abs(mean) / spread:.2f}" if spread > 0 else "-"
+        counts = " / ".join(str(verdicts[v]) for v in _VERDICTS)
+        lines.append(f"| {name} | {counts} | {in_order}/{len(diffs)} | {mean:+.1f} "
+                     f"| {spread:.1f} | {ratio} |")
+    return lines
 
 
 def _latest_per_run(rows: Iterable[dict]) -> list[dict]:
@@ -378,6 +419,13 @@ Verdict: **holds** when the mean difference is negative and larger in size than 
 standard error (sample std / √n), **does not hold** when it is positive and as large, \
 **within seed spread** otherwise (for (c), a tie also agrees with the claim). With a few seeds \
 this is a rough screen, not a significance test. A comparison needs at least two paired seeds.\
+"""
+
+_SUMMARY = """\
+By claim, over the pairs above that have at least two paired seeds: how many pairs get each \
+verdict, how many paired seeds follow the ordering, the mean of all their differences, and \
+that mean against the seed spread (the median, over the claim's variants, of each variant's \
+CS-MJE standard deviation across seeds; a ratio below 1 is a gap smaller than the spread).\
 """
 
 _NOTES = (
@@ -433,6 +481,7 @@ def format_report(rows: Sequence[dict], budget: Budget | None = None) -> str:
              "## Paired comparisons", "", _fill(_RULE), "",
              "| claim | pair | Δ CS-MJE (mm) | in order | verdict |", "|---|---|---|---|---|",
              *(_comparison(c, by_seed) for c in CLAIMS), "",
+             _fill(_SUMMARY), "", *_claim_summary(by_seed), "",
              "## Notes on the paper column", "", *(_fill(n, "- ") for n in _NOTES), ""]
     return "\n".join(lines)
 

@@ -91,6 +91,17 @@ def test_report_paired_comparisons(report):
     assert "twice its standard error" in _prose(report)
 
 
+def test_report_claim_summary(report):
+    # (a): only dgp_crop vs two_stage_crop has two paired seeds: -5, -4, -6; seed stds 2.0 and
+    # 2.65 (55, 56, 60), median 2.32
+    a = _line(report, "| (a) E2E DGP < two-stage DLT | 1 / 0 / 0 |")
+    assert a.endswith("| 3/3 | -5.0 | 2.3 | 2.15 |")
+    # (d): +10, +11, +12 against root regression's 40, 41, 42 (std 1.0) and dgp_crop's 2.0
+    d = _line(report, "| (d) DGP < root regression | 0 / 0 / 1 |")
+    assert d.endswith("| 0/3 | +11.0 | 1.5 | 7.33 |")
+    assert _line(report, "| (b) rectified < not rectified | no pair with ≥ 2 paired seeds |")
+
+
 def test_verdict_rule():
     assert verdict([-1.0, -1.2, -0.8]) == "holds"
     assert verdict([1.0, 1.2, 0.8]) == "does not hold"
