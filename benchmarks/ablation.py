@@ -256,6 +256,10 @@ def _fmt_mean_std(values: Sequence[float], digits: int = 1) -> str:
     return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+HOLDS, WITHIN_SPREAD, DOES_NOT_HOLD = "holds", "within seed spread", "does not hold"
+VERDICTS = (HOLDS, WITHIN_SPREAD, DOES_NOT_HOLD)  # the summary's column order
+
+
 def verdict(diffs: Sequence[float]) -> str:
     """Verdict on the claim ``better < other`` from paired differences ``better - other``.
 
@@ -267,8 +271,8 @@ def verdict(diffs: Sequence[float]) -> str:
         raise ValueError(f"diffs: a verdict needs at least 2 paired seeds, got {len(diffs)}")
     mean, std = _mean_std(diffs)
     if abs(mean) > 2.0 * std / math.sqrt(len(diffs)):
-        return "holds" if mean < 0 else "does not hold"
-    return "within seed spread"
+        return HOLDS if mean < 0 else DOES_NOT_HOLD
+    return WITHIN_SPREAD
 
 
 # ----------------------------------------------------------------------------- the report
@@ -364,9 +368,8 @@ def _in_order(claim: Claim, diffs: Iterable[float]) -> int:
     return sum(d < 0 if claim.strict else d <= 0 for d in diffs)
 
 
-def _comparison(claim: Claim, by_seed: dict[str, dict[int, float]]) -> str:
-    """One table line: paired CS-MJE differences ``better - other`` over common seeds."""
-    diffs = _paired_diffs(claim, by_seed)
+def _comparison(claim: Claim, diffs: Sequence[float]) -> str:
+    """One table line: the claim's paired CS-MJE differences ``better - other``."""
     pair = f"`{claim.better}` vs `{claim.other}`"
     if len(diffs) < 2:
         return f"| {claim.claim} | {pair} | - | {len(diffs)} paired | needs ≥ 2 paired seeds |"
@@ -374,10 +377,8 @@ def _comparison(claim: Claim, by_seed: dict[str, dict[int, float]]) -> str:
             f"| {_in_order(claim, diffs)}/{len(diffs)} | {verdict(diffs)} |")
 
 
-_VERDICTS = ("holds", "within seed spread", "does not hold")
-
-
-def _claim_summary(by_seed: dict[str, dict[int, float]]) -> list[str]:
+def _claim_summary(paired: dict[Claim, list[float]],
+                   by_seed: dict[str, dict[int, float]]) -> list[str]:
     """One line per claim over its pairs with at least two paired seeds: the pairs' verdicts,
     the seeds in order, the mean difference and that mean over the claim's seed spread (the
     median over its variants of their CS-MJE sample std across seeds)."""
@@ -388,7 +389,7 @@ def _claim_summary(by_seed: dict[str, dict[int, float]]) -> list[str]:
         verdicts: Counter[str] = Counter()
         diffs, in_order, keys = [], 0, set()
         for claim in (c for c in CLAIMS if c.claim == name):
-            d = _paired_diffs(claim, by_seed)
+            d = paired[claim]
             if len(d) < 2:
                 continue
             verdicts[verdict(d)] += 1
@@ -401,7 +402,7 @@ def _claim_summary(by_seed: dict[str, dict[int, float]]) -> list[str]:
         mean = statistics.fmean(diffs)
         spread = statistics.median(statistics.stdev(by_seed[k].values()) for k in sorted(keys))
         ratio = f"{abs(mean) / spread:.2f}" if spread > 0 else "-"
-        counts = " / ".join(str(verdicts[v]) for v in _VERDICTS)
+        counts = " / ".join(str(verdicts[v]) for v in VERDICTS)
         lines.append(f"| {name} | {counts} | {in_order}/{len(diffs)} | {mean:+.1f} "
                      f"| {spread:.1f} | {ratio} |")
     return lines
@@ -475,13 +476,14 @@ def format_report(rows: Sequence[dict], budget: Budget | None = None) -> str:
     by_seed: dict[str, dict[int, float]] = {}
     for r in shown:
         by_seed.setdefault(r["variant"], {})[r["seed"]] = r["cs_mje"]
+    paired = {c: _paired_diffs(c, by_seed) for c in CLAIMS}
     usage = _USAGE.format(default=DEFAULT_BUDGET.describe(), last_seed=DEFAULT_SEEDS - 1)
     lines = [_INTRO, _fill(usage), "", "## Results", "", _results_intro(budget, shown, others),
              "", *_table(shown), "",
              "## Paired comparisons", "", _fill(_RULE), "",
              "| claim | pair | Δ CS-MJE (mm) | in order | verdict |", "|---|---|---|---|---|",
-             *(_comparison(c, by_seed) for c in CLAIMS), "",
-             _fill(_SUMMARY), "", *_claim_summary(by_seed), "",
+             *(_comparison(c, d) for c, d in paired.items()), "",
+             _fill(_SUMMARY), "", *_claim_summary(paired, by_seed), "",
              "## Notes on the paper column", "", *(_fill(n, "- ") for n in _NOTES), ""]
     return "\n".join(lines)
 
