@@ -119,17 +119,11 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
-def _build(params: np.ndarray):
-    """Vertices (V,3), faces (F,3), weights (V,16), J_regressor (16,V) in generation order."""
-    fingers = _fingers(params)
+def _palm(params: np.ndarray, fingers: dict, jreg: np.ndarray):
+    """The palm: a tube from the wrist (x = 0) to the knuckle line with rounded-rectangle
+    sections. Returns its vertices, faces and skinning weights; fills the wrist's row of
+    ``jreg``."""
     scale = params[0]
-    verts: list[np.ndarray] = []
-    faces: list = []
-    weights: list[np.ndarray] = []
-    jreg = np.zeros((16, NUM_VERTS))
-    tips = {}
-
-    # Palm: a tube from the wrist (x = 0) to the knuckle line, rounded-rectangle sections.
     mcp = np.stack([fingers[f].base for f in ("index", "middle", "ring", "little")])
     r_idx, r_lit = fingers["index"].radii[0], fingers["little"].radii[0]
     z_lo, z_hi = mcp[0, 2] - 1.1 * r_idx, mcp[3, 2] + 1.1 * r_lit
@@ -139,7 +133,7 @@ def _build(params: np.ndarray):
     sq_s = np.sign(sin_t) * np.abs(sin_t) ** (2 / 2.5)
     pwidth = params[2]
     w_wrist, t_wrist, t_knuckle = 0.027 * scale * pwidth, 0.0145 * scale, 0.0115 * scale
-    palm_start = 0
+    verts = []
     for u in np.linspace(0.0, 1.0, _PALM_RINGS):
         half_w = (1 - u) * w_wrist + u * 0.5 * (z_hi - z_lo)
         z_c = u * 0.5 * (z_lo + z_hi)
@@ -155,15 +149,13 @@ def _build(params: np.ndarray):
     verts.append(np.array([[mcp[1, 0] + 0.006 * scale, mcp[:, 1].mean(), mcp[1, 2]]]))
     n_palm = _PALM_RINGS * _PALM_COLS
     palm_v = np.concatenate(verts, axis=0)
-    faces += _outward(palm_v, _tube_faces(palm_start, _PALM_RINGS, _PALM_COLS, n_palm,
-                                          n_palm + 1))
-    jreg[0, palm_start:palm_start + _PALM_COLS] = 1.0 / _PALM_COLS
+    faces = _outward(palm_v, _tube_faces(0, _PALM_RINGS, _PALM_COLS, n_palm, n_palm + 1))
+    jreg[0, :_PALM_COLS] = 1.0 / _PALM_COLS
     palm_w = np.zeros((len(palm_v), 16))
     palm_w[:, 0] = 1.0
     # Knuckle region follows each finger's first joint a little; thenar region follows the thumb.
     x_rel = palm_v[:, 0] / mcp[:, 0].max()
     for fi, name in enumerate(MANO_FINGERS):
-        j1 = 1 + 3 * fi
         f = fingers[name]
         if name == "thumb":
             d = np.linalg.norm(palm_v - f.base, axis=1)
@@ -171,55 +163,68 @@ def _build(params: np.ndarray):
         else:
             dz = palm_v[:, 2] - f.base[2]
             w = 0.5 * _smoothstep((x_rel - 0.75) / 0.25) * np.exp(-((dz / (0.009 * scale)) ** 2))
-        palm_w[:, j1] = w
+        palm_w[:, 1 + 3 * fi] = w
     palm_w /= palm_w.sum(axis=1, keepdims=True)
-    weights.append(palm_w)
+    return palm_v, faces, palm_w
 
+
+def _finger(fi: int, name: str, f, scale: float, offset: int, jreg: np.ndarray):
+    """Finger ``fi`` (``name``, with geometry ``f``) as a tube of rings along its direction,
+    its vertices numbered from ``offset``. Returns its vertices, faces, skinning weights and
+    tip vertex id; fills its joints' rows of ``jreg``."""
+    l1, l2, l3 = f.lengths
+    r0, r1, r2, r3 = f.radii
+    s_end = l1 + l2 + l3
+    s_cap = s_end - r3
+    s_base = -(0.010 if name == "thumb" else 0.014) * scale
+    s_rings = np.array([s_base, 0.0, l1 / 2, l1, l1 + l2 / 2, l1 + l2, s_cap,
+                        s_cap + 0.72 * r3])
+    radii = np.interp(s_rings, [s_base, 0.0, l1, l1 + l2, s_cap], [r0 * 1.05, r0, r1, r2, r3])
+    radii[-1] = r3 * np.sqrt(1 - 0.72**2)
+    e_w, e_t = _ring_frame(f.direction)
+    ang = 2 * np.pi * np.arange(_RING_N) / _RING_N
+    fv = []
+    for s, r in zip(s_rings, radii, strict=True):
+        c = f.base + s * f.direction
+        # Slightly wider than thick, the palmar side flatter than the nail side.
+        fv.append(c + np.outer(1.08 * r * np.cos(ang), e_w)
+                  + np.outer(0.92 * r * np.sin(ang), e_t))
+    fv.append((f.base + s_base * f.direction)[None])
+    fv.append((f.base + s_end * f.direction)[None])
+    fv = np.concatenate(fv, axis=0)
+    n_ring_v = _FINGER_RINGS * _RING_N
+    part = np.array(_tube_faces(0, _FINGER_RINGS, _RING_N, n_ring_v, n_ring_v + 1))
+    faces = [tuple(t) for t in (np.array(_outward(fv, part)) + offset)]
+    # Joint regressor: the mean of the cross-section placed at each joint is the joint.
+    j1 = 1 + 3 * fi
+    for k, ring in enumerate((1, 3, 5)):
+        jreg[j1 + k, offset + ring * _RING_N: offset + (ring + 1) * _RING_N] = 1.0 / _RING_N
+    # Skinning: blend between consecutive bones around each joint, by arc length.
+    s_v = (fv - f.base) @ f.direction
+    blend = np.array([0.012, 0.008, 0.007]) * scale
+    steps = [_smoothstep((s_v - sj) / bw + 0.5)
+             for sj, bw in zip((0.0, l1, l1 + l2), blend, strict=True)]
+    fw = np.zeros((len(fv), 16))
+    fw[:, 0] = 1 - steps[0]
+    fw[:, j1] = steps[0] - steps[1]
+    fw[:, j1 + 1] = steps[1] - steps[2]
+    fw[:, j1 + 2] = steps[2]
+    return fv, faces, fw, offset + n_ring_v + 1
+
+
+def _build(params: np.ndarray):
+    """Vertices (V,3), faces (F,3), weights (V,16), J_regressor (16,V) in generation order."""
+    fingers = _fingers(params)
+    jreg = np.zeros((16, NUM_VERTS))
+    palm_v, faces, palm_w = _palm(params, fingers, jreg)
+    verts, weights, tips = [palm_v], [palm_w], {}
     offset = len(palm_v)
     for fi, name in enumerate(MANO_FINGERS):
-        f = fingers[name]
-        l1, l2, l3 = f.lengths
-        r0, r1, r2, r3 = f.radii
-        s_end = l1 + l2 + l3
-        s_cap = s_end - r3
-        s_base = -(0.010 if name == "thumb" else 0.014) * scale
-        s_rings = np.array([s_base, 0.0, l1 / 2, l1, l1 + l2 / 2, l1 + l2, s_cap,
-                            s_cap + 0.72 * r3])
-        radii = np.interp(s_rings, [s_base, 0.0, l1, l1 + l2, s_cap], [r0 * 1.05, r0, r1, r2, r3])
-        radii[-1] = r3 * np.sqrt(1 - 0.72**2)
-        e_w, e_t = _ring_frame(f.direction)
-        ang = 2 * np.pi * np.arange(_RING_N) / _RING_N
-        fv = []
-        for s, r in zip(s_rings, radii, strict=True):
-            c = f.base + s * f.direction
-            # Slightly wider than thick, the palmar side flatter than the nail side.
-            fv.append(c + np.outer(1.08 * r * np.cos(ang), e_w)
-                      + np.outer(0.92 * r * np.sin(ang), e_t))
-        fv.append((f.base + s_base * f.direction)[None])
-        fv.append((f.base + s_end * f.direction)[None])
-        fv = np.concatenate(fv, axis=0)
-        n_ring_v = _FINGER_RINGS * _RING_N
-        part = np.array(_tube_faces(0, _FINGER_RINGS, _RING_N, n_ring_v, n_ring_v + 1))
-        faces += [tuple(t) for t in (np.array(_outward(fv, part)) + offset)]
-        tips[name] = offset + n_ring_v + 1
-        # Joint regressor: the mean of the cross-section placed at each joint is the joint.
-        j1 = 1 + 3 * fi
-        for k, ring in enumerate((1, 3, 5)):
-            jreg[j1 + k, offset + ring * _RING_N: offset + (ring + 1) * _RING_N] = 1.0 / _RING_N
-        # Skinning: blend between consecutive bones around each joint, by arc length.
-        s_v = (fv - f.base) @ f.direction
-        blend = np.array([0.012, 0.008, 0.007]) * scale
-        steps = [_smoothstep((s_v - sj) / bw + 0.5)
-                 for sj, bw in zip((0.0, l1, l1 + l2), blend, strict=True)]
-        fw = np.zeros((len(fv), 16))
-        fw[:, 0] = 1 - steps[0]
-        fw[:, j1] = steps[0] - steps[1]
-        fw[:, j1 + 1] = steps[1] - steps[2]
-        fw[:, j1 + 2] = steps[2]
+        fv, f_faces, fw, tips[name] = _finger(fi, name, fingers[name], params[0], offset, jreg)
+        faces += f_faces
         verts.append(fv)
         weights.append(fw)
         offset += len(fv)
-
     v = np.concatenate(verts, axis=0)
     if len(v) != NUM_VERTS:  # pragma: no cover - guards edits of the layout constants
         raise AssertionError(f"default hand has {len(v)} vertices, expected {NUM_VERTS}")
