@@ -511,7 +511,7 @@ def git_commit() -> str:
     return res.stdout.strip() or "unknown"
 
 
-def run_config(variant: Variant, seed: int, budget: Budget, data_dir: Path, threads: int = 0):
+def run_config(variant: Variant, seed: int, budget: Budget, cache_dir: Path, threads: int = 0):
     """The run config of one (variant, seed): the budget's base config and overrides."""
     from handdgp_models.config import load_config
 
@@ -525,7 +525,7 @@ def run_config(variant: Variant, seed: int, budget: Budget, data_dir: Path, thre
         f"train.seed={seed}", f"train.threads={threads}",
         f"data.train.0.samples={budget.train_samples}",
         f"data.test.samples={budget.test_samples}",
-        f"data.cache_dir={json.dumps(str(data_dir))}", "eval.overlays=0"])
+        f"cache_dir={json.dumps(str(cache_dir))}", "eval.overlays=0"])
 
 
 def _claim_run_dir(run_dir: Path, budget: Budget) -> None:
@@ -550,13 +550,14 @@ def _claim_run_dir(run_dir: Path, budget: Budget) -> None:
 
 def run_one(variant: Variant, seed: int, budget: Budget, out: Path, threads: int = 0) -> dict:
     """Train (resuming) and evaluate one (variant, seed); return its CSV row."""
-    from handdgp_models.cli import train_and_evaluate
+    from handdgp_models.engine import train_and_evaluate
 
     t0 = time.time()
     run_dir = out / f"{variant.key}_s{seed}"
-    cfg = run_config(variant, seed, budget, out / "data", threads)
+    cfg = run_config(variant, seed, budget, out / "cache", threads)
     _claim_run_dir(run_dir, budget)
-    _, res = train_and_evaluate(cfg, run_dir, progress=False)
+    _, evaluation = train_and_evaluate(cfg, run_dir, progress=False)
+    res = evaluation.result
     metrics = res["model"]
     return {"variant": variant.key, "seed": seed, **asdict(budget),
             **{k: metrics.get(k) for k in _METRICS},

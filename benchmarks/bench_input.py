@@ -2,7 +2,7 @@
 
 Writes a FreiHAND-layout training set of ``--num`` 224×224 JPEG images (with masks and
 annotations) into a temporary directory and measures, over ``FreiHAND`` +
-``HandInputPipeline`` (its public call only):
+``InputPipeline`` (its public call only):
 
 - decode: ``dataset[i]`` (JPEG image + mask decode, annotation copies);
 - + rectify/warp: the deterministic evaluation input (``train=False``);
@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 import torch
 
-from handdgp_models.data import FreiHAND, HandInputPipeline, PipelineConfig, make_loader
+from handdgp_models.data import FreiHAND, InputPipeline, PipelineConfig, make_loader
 
 SIZE = 224
 TARGET_PER_CORE = 250.0
@@ -96,18 +96,18 @@ def write_dataset(root: Path, num: int, seed: int = 0) -> None:
         json.dump(mano, fh)
 
 
-def _configs(mode: str, focal: float) -> dict[str, PipelineConfig | None]:
-    common = {"out_size": SIZE, "focal": focal, "mode": mode}
+def _pipelines(mode: str, focal: float) -> dict[str, InputPipeline | None]:
+    size = {"out_size": SIZE, "focal": focal}
     return {
         "decode": None,
-        "decode + rectify/warp": PipelineConfig(train=False, **common),
-        "+ training augmentation (1 view)": PipelineConfig(train=True, **common),
-        "+ training augmentation (2 views)": PipelineConfig(train=True, two_views=True,
-                                                            **common),
+        "decode + rectify/warp": InputPipeline(PipelineConfig(mode=mode), train=False, **size),
+        "+ training augmentation (1 view)": InputPipeline(PipelineConfig(mode=mode), **size),
+        "+ training augmentation (2 views)": InputPipeline(
+            PipelineConfig(mode=mode, two_views=True), **size),
     }
 
 
-def _pass(dataset: FreiHAND, pipeline: HandInputPipeline | None, indices: list[int],
+def _pass(dataset: FreiHAND, pipeline: InputPipeline | None, indices: list[int],
           generator: torch.Generator):
     def run() -> None:
         for i in indices:
@@ -140,7 +140,7 @@ def _children_cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _loader_rates(dataset: FreiHAND, pipeline: HandInputPipeline | None, workers: int,
+def _loader_rates(dataset: FreiHAND, pipeline: InputPipeline | None, workers: int,
                   batch: int, epochs: int) -> tuple[float, float]:
     """(images/s wall, median of the timed epochs; images per worker CPU second, over every
     epoch, read from the reaped workers' rusage)."""
@@ -186,9 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         write_dataset(work / "FreiHAND", args.num)
         dataset = FreiHAND(work / "FreiHAND", "training", cache_dir=work / "cache")
-        configs = _configs(args.mode, args.focal)
-        pipelines = {k: (HandInputPipeline(c) if c is not None else None)
-                     for k, c in configs.items()}
+        pipelines = _pipelines(args.mode, args.focal)
         indices = list(range(min(64, len(dataset))))
         gen = torch.Generator().manual_seed(0)
         main_rates = _main_rates({k: _pass(dataset, p, indices, gen)

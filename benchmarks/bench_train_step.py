@@ -77,22 +77,17 @@ class _Clock:
 
 
 def _setup(config: str, root: Path):
-    from handdgp_models.build import build_hand, build_network, build_pipeline, build_train_data
     from handdgp_models.config import load_config
-    from handdgp_models.data import collate_samples
-    from handdgp_models.data.loader import PipelineDataset
+    from handdgp_models.data import make_loader
+    from handdgp_models.run import Run
 
     name, *overrides = config.split(";")
-    cfg = load_config(name, [*overrides, f'data.cache_dir="{root / name}"',
-                               f'train.hierarchy_cache="{root / "hier"}"'])
-    n = 4 * cfg.train.batch_size
-    cfg.data.train[0].samples = n
-    hand = build_hand(cfg)
-    data = PipelineDataset(build_train_data(cfg, root, hand), build_pipeline(cfg, train=True))
-    loader = torch.utils.data.DataLoader(data, batch_size=cfg.train.batch_size, shuffle=True,
-                                         collate_fn=collate_samples, drop_last=True,
-                                         num_workers=cfg.data.num_workers)
-    return cfg, hand, build_network, loader
+    overrides = [*overrides, f'cache_dir="{root}"']
+    batch = load_config(name, overrides).train.batch_size
+    run = Run(load_config(name, [*overrides, f"data.train.0.samples={4 * batch}"]))
+    loader = make_loader(run.train_data, run.pipeline(train=True), batch, shuffle=True,
+                         num_workers=run.config.data.num_workers, drop_last=True)
+    return run, loader
 
 
 def measure(config: str, root: Path, threads: int, steps: int, busy: bool) -> dict:
@@ -109,8 +104,9 @@ def measure(config: str, root: Path, threads: int, steps: int, busy: bool) -> di
         torch.set_num_threads(os.cpu_count() or 1)
         governor = ThreadGovernor(every=2)
     torch.manual_seed(0)
-    cfg, hand, build_network, loader = _setup(config, root)
-    model = build_network(cfg, hand).train()
+    run, loader = _setup(config, root)
+    cfg = run.config
+    model = run.new_network().train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     clock = _Clock(model)
     rows: list[dict[str, float]] = []

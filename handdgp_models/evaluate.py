@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from .data.loader import make_loader
 from .files import write_json
+from .layout import RunFolder
 from .model import HandDGP
+from .run import Run
 
-__all__ = ["evaluate", "mean_translation", "predict_dataset", "render_overlay", "write_pred"]
+__all__ = ["Evaluation", "evaluate", "mean_translation", "predict_dataset", "write_pred"]
 
 
 @torch.no_grad()
@@ -35,11 +39,7 @@ def predict_dataset(model: HandDGP, dataset: Dataset, pipeline, batch_size: int 
     """
     from tqdm import tqdm
 
-    from .data import collate_samples
-    from .data.loader import PipelineDataset
-
-    loader = DataLoader(PipelineDataset(dataset, pipeline), batch_size=batch_size,
-                        shuffle=False, collate_fn=collate_samples, num_workers=num_workers)
+    loader = make_loader(dataset, pipeline, batch_size, shuffle=False, num_workers=num_workers)
     model.eval()
     acc: dict[str, list] = {}
     t0, n = time.perf_counter(), 0
@@ -82,85 +82,109 @@ def mean_translation(dataset: Dataset, root: int = 0) -> np.ndarray:
                    axis=0)
 
 
-def render_overlay(sample: dict, verts: np.ndarray, joints: np.ndarray,
-                   faces: np.ndarray, bones: tuple[tuple[int, int], ...] | None = None
-                   ) -> np.ndarray:
-    """The sample's image with the projected predicted mesh and skeleton (uint8 HWC);
-    ``bones`` of the template's keypoints (None: the hand's)."""
-    from .viz import draw_mesh_overlay, draw_skeleton
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` computed and wrote.
 
-    K = np.asarray(sample["K"], dtype=np.float64)
-
-    def proj(x: np.ndarray) -> np.ndarray:
-        p = x @ K.T
-        return np.clip(p[:, :2] / np.maximum(p[:, 2:], 1e-6), -1e4, 1e4)
-
-    img = draw_mesh_overlay(np.asarray(sample["image"]), proj(verts), faces)
-    return draw_skeleton(img, proj(joints), bones=bones)
-
-
-def evaluate(model: HandDGP, cfg, test_ds: Dataset, out_dir: str | os.PathLike,
-             train_ds: Dataset | None = None, progress: bool = False,
-             device: torch.device | str = "cpu") -> dict:
-    """Predict ``test_ds`` and write ``pred.json`` (the benchmark's format) into ``out_dir``;
-    with ground truth also ``metrics.json``, ``pck.png`` and ``overlays/``.
-
-    Args:
-        model: the network; cfg: its :class:`~handdgp_models.config.RunConfig`.
-        test_ds: the evaluation set; its ``name`` (``"freihand"``, ``"ho3d"``, ``"h36m"``,
-            synthetic) picks the ``pred.json`` format.
-        train_ds: with it, also the trivial baseline that places the model's root-relative
-            prediction at the mean training translation (``baseline_mean_t``).
-
-    Returns:
-        ``{"samples", "invalid", "images_per_s", "model": metrics (with ground truth),
-        "baseline_mean_t": metrics (optional)}``. For bodies with ``body.h36m_regressor`` the
-        model's metrics also hold ``h36m_cs_mje``, ``h36m_pa_mje``, ``h36m_rr_mje`` and
-        ``h36m_auc_cs_joints``: Human3.6M's 17 joints regressed from the predicted mesh
-        against the motion-capture joints.
+    Attributes:
+        result: the content of ``metrics.json``: ``samples``, ``invalid``, ``images_per_s``,
+            and with ground truth ``model`` (metrics) and optionally ``baseline_mean_t``.
+        folder: where it was written.
+        written: every file written, in order (``pred.json``, then with ground truth
+            ``pck.png``, ``metrics.md``; the overlays; ``metrics.json``).
+        overlays: the overlay images among them.
     """
+
+    result: dict
+    folder: RunFolder
+    written: list[Path] = field(default_factory=list)
+    overlays: list[Path] = field(default_factory=list)
+
+
+def _score(pred: dict, run: Run, root: int, baseline: bool) -> tuple[dict, dict]:
+    """Metrics of the model (and of the mean-translation baseline) and their PCK curves."""
+    from .body import H36M_ROOT_INDEX
+    from .metrics import compute_metrics, pck_curve
+
+    scores = {"model": compute_metrics(pred["joints"], pred["gt_joints"], pred["verts"],
+                                       pred["gt_verts"], root=root)}
+    regressor = run.eval_regressor if "gt_eval_joints" in pred else None
+    if regressor is not None:
+        joints17 = np.einsum("jv,bvc->bjc", regressor, pred["verts"])
+        m17 = compute_metrics(joints17, pred["gt_eval_joints"], root=H36M_ROOT_INDEX)
+        scores["model"].update({f"h36m_{k}": v for k, v in m17.items()})
+    err = np.linalg.norm(pred["joints"] - pred["gt_joints"], axis=-1) * 1000
+    curves = {"HandDGP": pck_curve(err)}
+    if baseline:
+        t = mean_translation(run.train_data, root)
+        joints_b = pred["joints_rel"] + t
+        verts_b = pred["verts"] - pred["joints"][:, root:root + 1] + t
+        scores["baseline_mean_t"] = compute_metrics(joints_b, pred["gt_joints"], verts_b,
+                                                    pred["gt_verts"], root=root)
+        err_b = np.linalg.norm(joints_b - pred["gt_joints"], axis=-1) * 1000
+        curves["mean translation"] = pck_curve(err_b)
+    return scores, curves
+
+
+def _write_overlays(ev: Evaluation, run: Run, pred: dict, faces: np.ndarray) -> None:
     import cv2
 
-    from .body import H36M_ROOT_INDEX
-    from .build import build_eval_regressor, build_pipeline, build_template, template_bones
-    from .metrics import compute_metrics, pck_curve
-    from .submission import plot_pck
+    from .viz import render_overlay
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pred = predict_dataset(model, test_ds, build_pipeline(cfg, train=False),
-                           cfg.eval.batch_size, progress, device, cfg.data.num_workers)
-    name = getattr(test_ds, "name", "synthetic")
-    write_pred(out_dir / "pred.json", name, pred["joints"], pred["verts"])
-    result: dict = {"samples": int(len(pred["joints"])), "invalid": int((~pred["valid"]).sum()),
-                    "images_per_s": round(float(pred["images_per_s"]), 2)}
-    root = model.root_index
+    test_ds = run.test_data
+    count = min(run.config.eval.overlays, len(test_ds))
+    if count:
+        ev.folder.overlays.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        img = render_overlay(test_ds[i], pred["verts"][i], pred["joints"][i], faces,
+                             run.template.bones)
+        path = ev.folder.overlay(i)
+        cv2.imwrite(str(path), img[..., ::-1])
+        ev.overlays.append(path)
+        ev.written.append(path)
+
+
+def evaluate(model: HandDGP, run: Run, out_dir: str | os.PathLike, *, baseline: bool = False,
+             progress: bool = False, device: torch.device | str = "cpu") -> Evaluation:
+    """Predict the run's test set and write ``pred.json`` (the benchmark's format) into
+    ``out_dir``; with ground truth also ``metrics.json``, ``metrics.md``, ``pck.png`` and
+    ``overlays/``.
+
+    Args:
+        model: the network; run: its :class:`~handdgp_models.run.Run` (test set, pipeline,
+            template, evaluation settings); the test set's ``name`` (``"freihand"``,
+            ``"ho3d"``, ``"h36m"``, synthetic) picks the ``pred.json`` format.
+        baseline: also score the trivial baseline that places the model's root-relative
+            prediction at the mean translation of the run's training set
+            (``baseline_mean_t``).
+
+    Returns:
+        The :class:`Evaluation`: ``result`` holds ``samples``, ``invalid``, ``images_per_s``,
+        and with ground truth ``model`` (metrics) and ``baseline_mean_t``. For bodies with
+        ``body.h36m_regressor`` the model's metrics also hold ``h36m_cs_mje``,
+        ``h36m_pa_mje``, ``h36m_rr_mje`` and ``h36m_auc_cs_joints``: Human3.6M's 17 joints
+        regressed from the predicted mesh against the motion-capture joints.
+    """
+    from .report import metric_columns, metrics_table
+    from .viz import plot_pck
+
+    ev = Evaluation({}, RunFolder(out_dir))
+    ev.folder.root.mkdir(parents=True, exist_ok=True)
+    cfg, test_ds = run.config, run.test_data
+    pred = predict_dataset(model, test_ds, run.pipeline(train=False), cfg.eval.batch_size,
+                           progress, device, cfg.data.num_workers)
+    write_pred(ev.folder.pred, getattr(test_ds, "name", "synthetic"), pred["joints"],
+               pred["verts"])
+    ev.written.append(ev.folder.pred)
+    ev.result = {"samples": int(len(pred["joints"])), "invalid": int((~pred["valid"]).sum()),
+                 "images_per_s": round(float(pred["images_per_s"]), 2)}
     if "gt_joints" in pred:
-        result["model"] = compute_metrics(pred["joints"], pred["gt_joints"], pred["verts"],
-                                          pred["gt_verts"], root=root)
-        regressor = (build_eval_regressor(cfg, build_template(cfg, ("test",)))
-                     if "gt_eval_joints" in pred else None)
-        if regressor is not None:
-            joints17 = np.einsum("jv,bvc->bjc", regressor, pred["verts"])
-            m17 = compute_metrics(joints17, pred["gt_eval_joints"], root=H36M_ROOT_INDEX)
-            result["model"].update({f"h36m_{k}": v for k, v in m17.items()})
-        err = np.linalg.norm(pred["joints"] - pred["gt_joints"], axis=-1) * 1000
-        curves = {"HandDGP": pck_curve(err)}
-        if train_ds is not None:
-            t = mean_translation(train_ds, root)
-            joints_b = pred["joints_rel"] + t
-            verts_b = pred["verts"] - pred["joints"][:, root:root + 1] + t
-            result["baseline_mean_t"] = compute_metrics(joints_b, pred["gt_joints"], verts_b,
-                                                        pred["gt_verts"], root=root)
-            err_b = np.linalg.norm(joints_b - pred["gt_joints"], axis=-1) * 1000
-            curves["mean translation"] = pck_curve(err_b)
-        plot_pck(dict(curves.items()), out_dir / "pck.png")
-    over = out_dir / "overlays"
-    over.mkdir(exist_ok=True)
-    faces = model.faces.cpu().numpy()
-    bones = template_bones(cfg)
-    for i in range(min(cfg.eval.overlays, len(test_ds))):
-        img = render_overlay(test_ds[i], pred["verts"][i], pred["joints"][i], faces, bones)
-        cv2.imwrite(str(over / f"test_{i:03d}.png"), img[..., ::-1])
-    write_json(out_dir / "metrics.json", result, indent=2, nan_as_null=True)
-    return result
+        scores, curves = _score(pred, run, model.root_index, baseline)
+        ev.result.update(scores)
+        plot_pck(curves, ev.folder.pck)
+        ev.folder.metrics_table.write_text(metrics_table(metric_columns(scores)) + "\n")
+        ev.written += [ev.folder.pck, ev.folder.metrics_table]
+    _write_overlays(ev, run, pred, model.faces.cpu().numpy())
+    write_json(ev.folder.metrics, ev.result, indent=2, nan_as_null=True)
+    ev.written.append(ev.folder.metrics)
+    return ev

@@ -6,32 +6,15 @@ divided by the input size ``S``, so every term is O(0.1) at the start of trainin
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 
+from .config import LossWeights
 from .model.network import UNIT
 
 __all__ = ["LossWeights", "camera_losses", "consistency_losses", "edge_length_loss",
            "normal_loss", "project", "relative_losses", "total_loss"]
-
-
-@dataclass
-class LossWeights:
-    """Weights of the terms (supplement defaults)."""
-
-    verts: float = 1.0
-    kp2d: float = 1.0
-    normal: float = 0.05
-    edge: float = 0.5
-    consist2d: float = 1.0
-    consist3d: float = 1.0
-    transl: float = 1.0
-    proj_verts: float = 1.0
-    proj_joints: float = 0.5
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -117,5 +100,5 @@ def camera_losses(out: dict, batch: dict, size: int) -> dict:
 
 def total_loss(terms: dict, weights: LossWeights) -> torch.Tensor:
     """Weighted sum of the present terms."""
-    w = weights.to_dict()
+    w = asdict(weights)
     return sum(w[k] * v for k, v in terms.items())

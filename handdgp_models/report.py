@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-__all__ = ["ROWS", "metrics_table", "write_report"]
+from .layout import RunFolder
+
+__all__ = ["ROWS", "metric_columns", "metrics_table", "write_report"]
 
 ROWS = [("cs_mje", "CS-MJE (mm)"), ("cs_mve", "CS-MVE (mm)"), ("pa_mje", "PA-MJE (mm)"),
         ("pa_mve", "PA-MVE (mm)"), ("rr_mje", "RR-MJE (mm)"), ("auc_cs_joints", "AUC CS joints"),
@@ -31,13 +32,24 @@ def metrics_table(columns: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(out_dir: str | os.PathLike, result: dict, cfg, train_summary: dict,
-                 overlays: list[str]) -> Path:
-    """Write ``report.md`` in ``out_dir`` and return its path."""
-    out_dir = Path(out_dir)
+def metric_columns(result: dict) -> dict[str, dict]:
+    """The table columns of an evaluation result: the model, and the mean-translation
+    baseline when it was scored."""
     cols = {"HandDGP": result["model"]}
     if "baseline_mean_t" in result:
         cols["mean training translation"] = result["baseline_mean_t"]
+    return cols
+
+
+def write_report(folder: RunFolder, evaluation, cfg, train_summary: dict) -> Path:
+    """Write the main job's ``report.md`` into the run ``folder`` and return its path.
+
+    Args:
+        evaluation: the :class:`~handdgp_models.evaluate.Evaluation` of the run (its metrics,
+            PCK plot and overlays are shown).
+        cfg: the run config; train_summary: the trainer's summary.
+    """
+    result = evaluation.result
     m, t = cfg.model, cfg.train
     n_train = sum(s.samples or 0 for s in cfg.data.train)
     text = [
@@ -50,17 +62,16 @@ def write_report(out_dir: str | os.PathLike, result: dict, cfg, train_summary: d
         f"{train_summary.get('seconds', 0):.0f} s; evaluated on {result['samples']} images "
         f"rendered with different cameras (test cameras).",
         "",
-        metrics_table(cols),
+        metrics_table(metric_columns(result)),
         "",
         "The baseline places the model's own root-relative prediction at the mean training "
         "root translation: the gap in CS-MJE is what the in-network DGP solve contributes.",
         f"Degenerate DGP systems at test time: {result['invalid']}; skipped training steps: "
         f"{train_summary.get('skipped', 0)}.",
         "",
-        "![PCK](pck.png)",
+        f"![PCK]({folder.relative(folder.pck)})",
         "",
     ]
-    text += [f"![overlay]({o})" for o in overlays]
-    path = out_dir / "report.md"
-    path.write_text("\n".join(text) + "\n")
-    return path
+    text += [f"![overlay]({folder.relative(p)})" for p in evaluation.overlays]
+    folder.report.write_text("\n".join(text) + "\n")
+    return folder.report

@@ -1,5 +1,5 @@
-"""Writers for benchmark submission files (FreiHAND and HO3D-v2 ``pred.json``), the generic
-prediction file of other test sets, and PCK plots."""
+"""Writers and readers of benchmark submission files (FreiHAND and HO3D-v2 ``pred.json``) and
+of the generic prediction file of other test sets."""
 
 from __future__ import annotations
 
@@ -109,28 +109,3 @@ def read_ho3d_pred(path: str | os.PathLike,
     joints, verts = _read(path, count)
     back = np.argsort(OPENPOSE_TO_HO3D)
     return joints[:, back] * CV_TO_GL, verts * CV_TO_GL
-
-
-def plot_pck(curves: dict[str, tuple[Any, Any]], path: str | os.PathLike) -> None:
-    """Plot PCK curves ``{name: (thresholds_mm, pck)}`` to a PNG at ``path`` (legend shows AUC)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from handdgp_models.metrics import auc
-
-    if not curves:
-        raise ValueError("curves must contain at least one (thresholds, pck) entry")
-    fig, ax = plt.subplots(figsize=(5, 4))
-    try:
-        for name, (thr, pck) in curves.items():
-            ax.plot(thr, pck, label=f"{name} (AUC {auc(thr, pck):.3f})")
-        ax.set_xlabel("threshold (mm)")
-        ax.set_ylabel("3D PCK")
-        ax.set_ylim(0.0, 1.0)
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower right")
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-    finally:
-        plt.close(fig)

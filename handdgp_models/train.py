@@ -4,6 +4,10 @@ Exact resume: the data order of epoch ``e`` is a permutation seeded by ``(seed, 
 augmentation of item ``i`` in epoch ``e`` is seeded by ``(seed, e, i)``, so a run restarted
 from a checkpoint (model, optimiser, scheduler, RNG states, position in the epoch) sees the
 same batches and reaches the same weights as an uninterrupted one.
+
+:class:`Trainer` is the loop in named parts: :meth:`~Trainer.setup` (threads, seeds, data,
+network, optimiser), :meth:`~Trainer.resume`, :meth:`~Trainer.step`, :meth:`~Trainer.save`,
+:meth:`~Trainer.log_epoch` and :meth:`~Trainer.fit`, which runs them.
 """
 
 from __future__ import annotations
@@ -16,31 +20,23 @@ import random
 import signal
 import threading
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader
 
-from .build import (
-    build_network,
-    build_pipeline,
-    build_template,
-    build_train_data,
-    hand_fingerprint,
-    resolve_device,
-    warn_without_pretraining,
-)
+from .build import check_backbone_weights, template_fingerprint, warn_without_pretraining
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig, to_dict
-from .data import collate_samples
-from .data.loader import EpochSampler, PipelineDataset
+from .data.loader import EpochSampler, make_loader
 from .files import strict_json, write_json
 from .losses import camera_losses, consistency_losses, relative_losses, total_loss
+from .run import TRAIN, Run
 from .threads import ThreadGovernor
 
-__all__ = ["EpochSampler", "load_checkpoint", "save_checkpoint", "to_device", "train"]
+__all__ = ["EpochSampler", "Terminated", "Trainer", "load_checkpoint", "save_checkpoint",
+           "to_device", "train"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -132,148 +128,224 @@ def _optimizer_step(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: to
     return True
 
 
-def train(cfg: RunConfig, out_dir: str | os.PathLike, *, resume: bool = True,
-          progress: bool = True, max_steps: int | None = None) -> dict:
-    """Train ``cfg`` into ``out_dir`` (``checkpoint.pt``, ``log.jsonl``); resumes if possible.
+@dataclass
+class _Progress:
+    """What a checkpoint records of the loop, and the running sums of the epoch's log line."""
+
+    step: int = 0
+    skipped: int = 0
+    invalid: int = 0
+    last_loss: float = math.nan
+    epoch_sums: dict | None = None
+    in_epoch: int = 0
+
+
+class Trainer:
+    """Train a :class:`~handdgp_models.run.Run` into its folder (``checkpoint.pt``,
+    ``log.jsonl``, ``config.json``).
 
     Args:
-        cfg: a run config (:func:`handdgp_models.config.load_config`).
-        out_dir: run folder.
-        resume: continue from ``out_dir/checkpoint.pt`` when it exists.
+        run: the run (its config, template, training set and folder).
+        resume: continue from the folder's checkpoint when it exists.
+        progress: tqdm bars (rank 0).
+    """
+
+    def __init__(self, run: Run, *, resume: bool = True, progress: bool = True) -> None:
+        if run.folder is None:
+            raise ValueError("run: training needs a run folder (--out)")
+        self.run, self.cfg, self.folder = run, run.config, run.folder
+        self.resume_allowed, self.show_progress = resume, progress
+        self.rank, self.world = _dist_info()
+        self.state = _Progress()
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self) -> None:
+        """Threads, seeds, the template, the data, the network, the optimiser and schedule."""
+        tc = self.cfg.train
+        self.governor, self.threads_before = None, torch.get_num_threads()
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        else:  # as many threads as other processes leave cores free, re-chosen as they change
+            self.governor = ThreadGovernor()
+        self.device = self.run.device
+        torch.manual_seed(tc.seed)
+        np.random.seed(tc.seed)
+        random.seed(tc.seed)
+        template = self.run.template  # fails early when a real dataset has no MANO/SMPL file
+        check_backbone_weights(self.cfg)  # before the data is built
+        warn_without_pretraining(self.cfg)
+        if self.rank == 0:
+            self.folder.root.mkdir(parents=True, exist_ok=True)
+            write_json(self.folder.config, to_dict(self.cfg), indent=2)
+        self._setup_data()
+        self.model = self.run.new_network().to(self.device)
+        self.net = self.model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model,
+                                                                 find_unused_parameters=True)
+        self._setup_optimizer()
+        self.config_json = json.dumps(to_dict(self.cfg))
+        self.fingerprint = template_fingerprint(template)
+
+    def _setup_data(self) -> None:
+        tc = self.cfg.train
+        train_ds = self.run.train_data
+        if self.world > 1:
+            dist.barrier()
+        self.sampler = EpochSampler(len(train_ds), tc.seed, self.rank, self.world)
+        self.loader = make_loader(train_ds, self.run.pipeline(train=True), tc.batch_size,
+                                  shuffle=False, num_workers=self.cfg.data.num_workers,
+                                  seed=tc.seed, drop_last=True, sampler=self.sampler,
+                                  pin_memory=self.device.type == "cuda")
+        self.steps_per_epoch = (len(train_ds) // self.world) // tc.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"train.batch_size: {tc.batch_size} is larger than the training "
+                             f"set per process ({len(train_ds) // self.world} images)")
+
+    def _setup_optimizer(self) -> None:
+        tc = self.cfg.train
+        total = tc.steps
+        self.stage1 = total if self.cfg.model.method == "two_stage" \
+            else int(round(tc.stage1_fraction * total))
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.lr,
+                                    weight_decay=tc.weight_decay)
+        decay_at, stage1 = int(tc.lr_decay_at * total), self.stage1
+
+        def lr_factor(s: int) -> float:  # stage 2 fine-tunes at a lower rate
+            return (0.1 if s >= decay_at else 1.0) * (tc.stage2_lr_factor if s >= stage1 else 1.0)
+
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_factor)
+
+    # ------------------------------------------------------------------ resume / save / log
+    def resume(self) -> None:
+        """Restore the model, optimiser, schedule, counters and RNGs from the checkpoint."""
+        path = self.folder.checkpoint
+        if not (self.resume_allowed and path.is_file()):
+            return
+        saved = load_checkpoint(path)
+        self.model.load_state_dict(saved["model"])
+        self.opt.load_state_dict(saved["optimizer"])
+        self.sched.load_state_dict(saved["scheduler"])
+        self.state.step, self.state.skipped = saved["step"], saved["skipped"]
+        self.state.invalid = saved["invalid"]
+        _set_rng_state(saved["rng"])
+
+    def save(self) -> None:
+        """Write the checkpoint (rank 0), atomically."""
+        if self.rank != 0:
+            return
+        s = self.state
+        save_checkpoint(self.folder.checkpoint, {
+            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(), "step": s.step, "skipped": s.skipped,
+            "invalid": s.invalid, "rng": _rng_state(), "config": self.config_json,
+            "template": self.fingerprint})
+
+    def log_epoch(self, log, epoch: int, stage: int, t0: float) -> None:
+        """Append the epoch's mean losses and counters to ``log.jsonl`` and reset the sums."""
+        s = self.state
+        if log is not None:
+            rec = {"epoch": epoch, "step": s.step, "stage": stage,
+                   "lr": self.sched.get_last_lr()[0], "skipped": s.skipped, "invalid": s.invalid,
+                   "threads": torch.get_num_threads(), "seconds": round(time.time() - t0, 2)}
+            rec.update({k: v / max(s.in_epoch, 1) for k, v in (s.epoch_sums or {}).items()})
+            log.write(strict_json(rec, nan_as_null=True) + "\n")
+            log.flush()
+        s.epoch_sums, s.in_epoch = {}, 0
+
+    # ------------------------------------------------------------------ the loop
+    def step(self, batch: dict) -> int:
+        """One optimiser step on ``batch``; returns the stage it ran in."""
+        s = self.state
+        batch = to_device(batch, self.device)
+        stage = 1 if s.step < self.stage1 else 2
+        res = _forward_losses(self.net, batch, self.cfg, stage, self.model.faces)
+        loss = total_loss(res["terms"], self.cfg.loss)
+        s.invalid += res["invalid"]
+        if not _optimizer_step(self.model, self.opt, loss, self.cfg.train.grad_clip):
+            s.skipped += 1
+        self.sched.step()
+        s.step += 1
+        s.last_loss = float(loss.detach())
+        sums = s.epoch_sums if s.epoch_sums is not None else {}
+        for k, v in res["terms"].items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        sums["loss"] = sums.get("loss", 0.0) + s.last_loss
+        s.epoch_sums, s.in_epoch = sums, s.in_epoch + 1
+        if self.governor is not None:
+            self.governor.step()
+        return stage
+
+    def _epoch(self, stop: int, bar, log, t0: float) -> None:
+        """Run the rest of the current epoch (or up to ``stop``), saving and logging."""
+        s, total, per_epoch = self.state, self.cfg.train.steps, self.steps_per_epoch
+        epoch, pos = divmod(s.step, per_epoch)
+        self.loader.dataset.set_epoch(epoch)
+        self.sampler.set_epoch(epoch, pos * self.cfg.train.batch_size)
+        for batch in self.loader:
+            stage = self.step(batch)
+            bar.update(1)
+            bar.set_postfix(loss=f"{s.last_loss:.4f}", stage=stage)
+            end_of_epoch = s.step % per_epoch == 0
+            if end_of_epoch or s.step % self.cfg.train.checkpoint_every == 0 or s.step >= stop:
+                self.save()
+            if end_of_epoch or s.step >= total:
+                self.log_epoch(log, epoch, stage, t0)
+            if s.step >= stop or end_of_epoch:
+                return
+
+    def fit(self, max_steps: int | None = None) -> dict:
+        """Set up, resume and train to ``train.steps`` (or ``max_steps``); a checkpoint is
+        saved on Ctrl-C and SIGTERM before the interrupt propagates.
+
+        Returns:
+            Summary dict: ``step``, ``skipped``, ``invalid``, ``seconds``, ``final_loss``.
+        """
+        from tqdm import tqdm
+
+        self.setup()
+        self.resume()
+        total = self.cfg.train.steps
+        stop = min(total, max_steps) if max_steps is not None else total
+        t0, s = time.time(), self.state
+        bar = tqdm(total=total, initial=s.step, desc="train",
+                   disable=not self.show_progress or self.rank != 0)
+        log = open(self.folder.log, "a") if self.rank == 0 else None
+        self.model.train()
+        with _sigterm_as_interrupt():
+            try:
+                while s.step < stop:
+                    self._epoch(stop, bar, log, t0)
+            except KeyboardInterrupt:
+                self.save()
+                raise
+            finally:
+                bar.close()
+                if log is not None:
+                    log.close()
+                if self.governor is not None:
+                    torch.set_num_threads(self.threads_before)
+        return {"step": s.step, "skipped": s.skipped, "invalid": s.invalid,
+                "seconds": time.time() - t0, "final_loss": s.last_loss}
+
+
+def train(run: Run | RunConfig, out_dir: str | os.PathLike | None = None, *,
+          resume: bool = True, progress: bool = True, max_steps: int | None = None) -> dict:
+    """Train a run (or a config into ``out_dir``); resumes from the folder's checkpoint.
+
+    Args:
+        run: a :class:`~handdgp_models.run.Run` with a folder, or a run config
+            (:func:`handdgp_models.config.load_config`) trained into ``out_dir``.
+        out_dir: the run folder when ``run`` is a config.
+        resume: continue from ``checkpoint.pt`` when it exists.
         progress: tqdm bars (rank 0).
         max_steps: stop (with a checkpoint) after this global step, for interruption tests.
 
     Returns:
         Summary dict: ``step``, ``skipped``, ``invalid``, ``seconds``, ``final_loss``.
     """
-    from tqdm import tqdm
-
-    out_dir = Path(out_dir)
-    rank, world = _dist_info()
-    tc = cfg.train
-    governor, threads_before = None, torch.get_num_threads()
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    else:  # as many threads as other processes leave cores free, re-chosen as they come and go
-        governor = ThreadGovernor()
-    device = resolve_device(tc.device)
-    seed = tc.seed
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
-    hand = build_template(cfg)  # fails early when a real dataset has no MANO/SMPL file
-    warn_without_pretraining(cfg)
-    if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out_dir / "config.json", to_dict(cfg), indent=2)
-    train_ds = build_train_data(cfg, out_dir, hand, progress=progress and rank == 0)
-    if world > 1:
-        dist.barrier()
-    data = PipelineDataset(train_ds, build_pipeline(cfg, train=True), seed)
-    sampler = EpochSampler(len(data), seed, rank, world)
-
-    bs = tc.batch_size
-    loader = DataLoader(data, batch_size=bs, sampler=sampler, drop_last=True,
-                        collate_fn=collate_samples, num_workers=cfg.data.num_workers,
-                        pin_memory=device.type == "cuda")
-    steps_per_epoch = (len(data) // world) // bs
-    if steps_per_epoch == 0:
-        raise ValueError(f"train.batch_size: {bs} is larger than the training set per process "
-                         f"({len(data) // world} images)")
-    total = tc.steps
-    stage1 = int(round(tc.stage1_fraction * total))
-    if cfg.model.method == "two_stage":
-        stage1 = total
-
-    model = build_network(cfg, hand).to(device)
-    faces = model.faces
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    decay_at = int(tc.lr_decay_at * total)
-
-    def lr_factor(s: int) -> float:  # stage 2 fine-tunes at a lower rate
-        return (0.1 if s >= decay_at else 1.0) * (tc.stage2_lr_factor if s >= stage1 else 1.0)
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-    step, skipped, invalid = 0, 0, 0
-    ckpt_path = out_dir / "checkpoint.pt"
-    if resume and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        step, skipped, invalid = state["step"], state["skipped"], state["invalid"]
-        _set_rng_state(state["rng"])
-    config_json = json.dumps(to_dict(cfg))
-    fingerprint = hand_fingerprint(hand)
-
-    def snapshot() -> dict:
-        return {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "step": step, "skipped": skipped,
-                "invalid": invalid, "rng": _rng_state(), "config": config_json,
-                "hand": fingerprint}
-
-    def save() -> None:
-        if rank == 0:
-            save_checkpoint(ckpt_path, snapshot())
-
-    t0 = time.time()
-    stop = min(total, max_steps) if max_steps is not None else total
-    bar = tqdm(total=total, initial=step, desc="train", disable=not progress or rank != 0)
-    log = open(out_dir / "log.jsonl", "a") if rank == 0 else None
-    epoch_sums: dict[str, float] = {}
-    n_in_epoch = 0
-    last_loss = math.nan
-    model.train()
-    with _sigterm_as_interrupt():
-        try:
-            while step < stop:
-                epoch, pos = divmod(step, steps_per_epoch)
-                data.set_epoch(epoch)
-                sampler.set_epoch(epoch, pos * bs)
-                for batch in loader:
-                    batch = to_device(batch, device)
-                    stage = 1 if step < stage1 else 2
-                    res = _forward_losses(net, batch, cfg, stage, faces)
-                    loss = total_loss(res["terms"], cfg.loss)
-                    invalid += res["invalid"]
-                    if not _optimizer_step(model, opt, loss, tc.grad_clip):
-                        skipped += 1
-                    sched.step()
-                    step += 1
-                    last_loss = float(loss.detach())
-                    for k, v in res["terms"].items():
-                        epoch_sums[k] = epoch_sums.get(k, 0.0) + float(v.detach())
-                    epoch_sums["loss"] = epoch_sums.get("loss", 0.0) + last_loss
-                    n_in_epoch += 1
-                    if governor is not None:
-                        governor.step()
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{last_loss:.4f}", stage=stage)
-                    end_of_epoch = step % steps_per_epoch == 0
-                    if end_of_epoch or step % tc.checkpoint_every == 0 or step >= stop:
-                        save()
-                    if (end_of_epoch or step >= total) and log is not None:
-                        rec = {"epoch": epoch, "step": step, "stage": stage,
-                               "lr": sched.get_last_lr()[0], "skipped": skipped, "invalid": invalid,
-                               "threads": torch.get_num_threads(),
-                               "seconds": round(time.time() - t0, 2)}
-                        rec.update({k: v / max(n_in_epoch, 1) for k, v in epoch_sums.items()})
-                        log.write(strict_json(rec, nan_as_null=True) + "\n")
-                        log.flush()
-                        epoch_sums, n_in_epoch = {}, 0
-                    if step >= stop or end_of_epoch:
-                        break
-        except KeyboardInterrupt:
-            save()
-            raise
-        finally:
-            bar.close()
-            if log is not None:
-                log.close()
-            if governor is not None:
-                torch.set_num_threads(threads_before)
-    return {"step": step, "skipped": skipped, "invalid": invalid,
-            "seconds": time.time() - t0, "final_loss": last_loss}
+    if isinstance(run, RunConfig):
+        if out_dir is None:
+            raise ValueError("out_dir: a run config needs a run folder to train into")
+        run = Run(run, out_dir, roles=TRAIN, progress=progress and _dist_info()[0] == 0)
+    return Trainer(run, resume=resume, progress=progress).fit(max_steps)

@@ -1,13 +1,18 @@
-"""Drawing helpers for overlays (OpenCV): keypoint skeletons and mesh wireframes."""
+"""Drawing: keypoint skeletons and mesh wireframes over images (OpenCV), prediction overlays,
+image grids and PCK plots (matplotlib)."""
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 import cv2
 import numpy as np
 
 from .hand import HAND_BONES, NUM_KEYPOINTS
 
-__all__ = ["SKELETON", "FINGER_COLORS", "draw_skeleton", "draw_mesh_overlay", "image_grid"]
+__all__ = ["FINGER_COLORS", "SKELETON", "draw_mesh_overlay", "draw_skeleton", "image_grid",
+           "plot_pck", "render_overlay"]
 
 # The hand's bones, grouped by finger (thumb .. little); one colour per finger.
 SKELETON = HAND_BONES
@@ -46,7 +51,7 @@ def draw_skeleton(image: np.ndarray, joints2d: np.ndarray, *,
     """
     img = _check_image(image).copy()
     j = np.asarray(joints2d, dtype=np.float64)
-    hand = bones is None
+    hand = bones is None or tuple(bones) == SKELETON  # the hand's bones: one colour a finger
     if hand and j.shape != (NUM_KEYPOINTS, 2):
         raise ValueError(f"joints2d: expected shape ({NUM_KEYPOINTS}, 2), got {j.shape}")
     if j.ndim != 2 or j.shape[1] != 2:
@@ -117,3 +122,50 @@ def image_grid(images: list[np.ndarray], cols: int, tile: int = 256) -> np.ndarr
         y, x = r * tile + (tile - h) // 2, c * tile + (tile - w) // 2
         grid[y:y + h, x:x + w] = small
     return grid
+
+
+def render_overlay(sample: dict, verts: np.ndarray, joints: np.ndarray, faces: np.ndarray,
+                   bones: tuple[tuple[int, int], ...] | None = None) -> np.ndarray:
+    """The sample's image with the projected mesh and skeleton of a prediction.
+
+    Args:
+        sample: a dataset sample (``image`` uint8 (H, W, 3) RGB, ``K`` (3, 3)).
+        verts: (V, 3), joints: (K, 3) in the sample's camera, metres.
+        faces: (F, 3) triangles; bones: the template's skeleton (None: the hand's).
+
+    Returns:
+        A new (H, W, 3) uint8 image.
+    """
+    K = np.asarray(sample["K"], dtype=np.float64)
+
+    def proj(x: np.ndarray) -> np.ndarray:
+        p = x @ K.T
+        return np.clip(p[:, :2] / np.maximum(p[:, 2:], 1e-6), -1e4, 1e4)
+
+    img = draw_mesh_overlay(np.asarray(sample["image"]), proj(verts), faces)
+    return draw_skeleton(img, proj(joints), bones=bones)
+
+
+def plot_pck(curves: dict[str, tuple[Any, Any]], path: str | os.PathLike) -> None:
+    """Plot PCK curves ``{name: (thresholds_mm, pck)}`` to a PNG at ``path`` (legend shows AUC)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .metrics import auc
+
+    if not curves:
+        raise ValueError("curves must contain at least one (thresholds, pck) entry")
+    fig, ax = plt.subplots(figsize=(5, 4))
+    try:
+        for name, (thr, pck) in curves.items():
+            ax.plot(thr, pck, label=f"{name} (AUC {auc(thr, pck):.3f})")
+        ax.set_xlabel("threshold (mm)")
+        ax.set_ylabel("3D PCK")
+        ax.set_ylim(0.0, 1.0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right")
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(fig)

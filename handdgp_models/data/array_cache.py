@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import CACHE_ENV, cache_root
 from .json_arrays import parse_json_array
 
 try:
@@ -41,8 +42,6 @@ __all__ = ["CACHE_ENV", "CACHE_FORMAT_VERSION", "ArrayCache", "default_cache_dir
 
 #: Bumped whenever the cache layout or the conversion changes; older entries are rebuilt.
 CACHE_FORMAT_VERSION = 1
-#: Environment variable naming the cache root used when the dataset root is read-only.
-CACHE_ENV = "HANDDGP_CACHE"
 #: Name of the cache folder created inside a writable dataset root.
 CACHE_SUBDIR = ".handdgp_cache"
 _COPY_BYTES = 8 << 20
@@ -58,20 +57,22 @@ def _writable_dir(path: Path) -> bool:
     return True
 
 
-def default_cache_dir(root: str | os.PathLike, name: str) -> Path:
-    """Where the cache of the dataset at ``root`` lives by default.
+def default_cache_dir(root: str | os.PathLike, name: str,
+                      configured: str | os.PathLike | None = None) -> Path:
+    """Where the annotation cache of the dataset at ``root`` lives (the project's cache
+    policy, :mod:`handdgp_models.cache`).
 
-    ``root/.handdgp_cache`` when the dataset root is writable, else
-    ``$HANDDGP_CACHE/<name>-<hash of the absolute root>`` (``~/.cache/handdgp`` when the
-    variable is unset). The directory is created.
+    ``<cache root>/<name>-<hash of the absolute root>`` when ``configured`` (a run config's
+    ``cache_dir``) or ``$HANDDGP_CACHE`` is set; otherwise ``root/.handdgp_cache`` when the
+    dataset root is writable (created), else under ``~/.cache/handdgp``.
     """
     root = Path(root)
-    inside = root / CACHE_SUBDIR
-    if _writable_dir(inside):
-        return inside
-    base = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "handdgp")
+    if configured is None and not os.environ.get(CACHE_ENV):
+        inside = root / CACHE_SUBDIR
+        if _writable_dir(inside):
+            return inside
     digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
-    return base / f"{name}-{digest}"
+    return cache_root(configured) / f"{name}-{digest}"
 
 
 def _crc32(path: Path) -> int:

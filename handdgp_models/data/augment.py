@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 import torch
 
+from ..config import PhotometricConfig
+
 __all__ = ["PhotometricConfig", "photometric"]
-
-
-@dataclass(frozen=True)
-class PhotometricConfig:
-    """Ranges of the per-view photometric augmentation.
-
-    brightness, contrast, saturation: factors drawn uniformly in ``[1 - x, 1 + x]``.
-    hue: shift drawn uniformly in ``[-hue, hue]`` (fraction of the colour wheel, ≤ 0.5).
-    blur_prob: probability of a Gaussian blur with sigma uniform in ``blur_sigma`` (pixels).
-    """
-
-    brightness: float = 0.3
-    contrast: float = 0.3
-    saturation: float = 0.3
-    hue: float = 0.05
-    blur_prob: float = 0.3
-    blur_sigma: tuple[float, float] = (0.1, 1.5)
-
-    def __post_init__(self) -> None:
-        for name in ("brightness", "contrast", "saturation"):
-            v = getattr(self, name)
-            if not 0 <= v < 1:
-                raise ValueError(f"{name}: must be in [0, 1), got {v!r}")
-        if not 0 <= self.hue <= 0.5:
-            raise ValueError(f"hue: must be in [0, 0.5], got {self.hue!r}")
-        if not 0 <= self.blur_prob <= 1:
-            raise ValueError(f"blur_prob: must be in [0, 1], got {self.blur_prob!r}")
-        lo, hi = self.blur_sigma
-        if not 0 < lo <= hi:
-            raise ValueError(f"blur_sigma: need 0 < low <= high, got {self.blur_sigma!r}")
 
 
 # ITU-R 601 luma weights, as torchvision's rgb_to_grayscale

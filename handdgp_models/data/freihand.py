@@ -88,12 +88,14 @@ class FreiHAND(Dataset):
             explicit opt-in that needs the ground truth and is *not* the test protocol).
         fixed_side: side of the fixed box in pixels (the release uses 100).
         load_masks: return ``mask`` when ``training/mask/%08d.jpg`` exists.
-        cache_dir: directory of the converted annotation arrays. None: ``root/.handdgp_cache``
-            when ``root`` is writable, else ``$HANDDGP_CACHE/freihand-<hash>`` (default
-            ``~/.cache/handdgp``). The first load converts each JSON file (bounded memory);
-            later loads memory-map the arrays, shared by DataLoader workers. A stale or
-            damaged entry is reported with a warning and rebuilt. Use one directory per
-            dataset root.
+        cache_dir: directory of the converted annotation arrays. None: the project's cache
+            policy (:func:`~handdgp_models.data.array_cache.default_cache_dir`: under
+            ``cache_root`` or ``$HANDDGP_CACHE`` when set, else ``root/.handdgp_cache`` when
+            ``root`` is writable, else ``~/.cache/handdgp``). The first load converts each
+            JSON file (bounded memory); later loads memory-map the arrays, shared by
+            DataLoader workers. A stale or damaged entry is reported with a warning and
+            rebuilt. Use one directory per dataset root.
+        cache_root: a run config's ``cache_dir`` (the root of every cache), or None.
 
     Each item is a dict: ``image`` uint8 (H, W, 3) RGB; ``K`` float32 (3, 3); when ground
     truth is present ``joints3d`` (21, 3) and ``verts3d`` (778, 3) float32 metres (OpenCV
@@ -111,7 +113,8 @@ class FreiHAND(Dataset):
     def __init__(self, root: str | os.PathLike, split: str = "training",
                  version: str | int | Sequence[str | int] = "gs", *, box: str = "auto",
                  fixed_side: float = FIXED_BOX_SIDE, load_masks: bool = True,
-                 cache_dir: str | os.PathLike | None = None) -> None:
+                 cache_dir: str | os.PathLike | None = None,
+                 cache_root: str | os.PathLike | None = None) -> None:
         if split not in _SPLITS:
             raise ValueError(f"split: expected one of {_SPLITS}, got {split!r}")
         if box not in _BOXES:
@@ -134,8 +137,8 @@ class FreiHAND(Dataset):
         self.box_mode = box
 
         require_file(self.root / f"{split}_K.json")
-        self.cache = ArrayCache(default_cache_dir(self.root, self.name) if cache_dir is None
-                                else cache_dir)
+        self.cache = ArrayCache(default_cache_dir(self.root, self.name, cache_root)
+                                if cache_dir is None else cache_dir)
         # which annotation files to map; reopened by name after unpickling (spawned workers)
         self._annotation_names = ["K"]
         if self.has_gt:

@@ -98,31 +98,41 @@ def _seed_worker(worker_id: int) -> None:
 
 def make_loader(dataset: Dataset, pipeline: Callable | None = None, batch_size: int = 32,
                 shuffle: bool = True, num_workers: int = 0, seed: int = 0,
-                drop_last: bool = False, *, pin_memory: bool = False) -> DataLoader:
-    """A reproducible DataLoader over ``pipeline(dataset[i])``.
+                drop_last: bool = False, *, sampler: Sampler[int] | None = None,
+                pin_memory: bool = False) -> DataLoader:
+    """A reproducible DataLoader over ``pipeline(dataset[i])``: the one loader factory of
+    training, evaluation and the benchmarks.
 
     Args:
         dataset: a map-style dataset returning contract samples.
-        pipeline: e.g. a :class:`~handdgp_models.data.HandInputPipeline`; None batches the
+        pipeline: e.g. an :class:`~handdgp_models.data.InputPipeline`; None batches the
             raw samples (they must then be equally shaped).
         batch_size, shuffle, drop_last: as in :class:`torch.utils.data.DataLoader`.
         num_workers: worker processes (started anew each epoch, so that
             ``loader.dataset.set_epoch(e)`` reaches them).
         seed: seeds the shuffling order and every augmentation draw; the draws of item ``i``
             depend only on ``(seed, epoch, i)``.
+        sampler: the item order instead of ``shuffle`` (e.g. an :class:`EpochSampler`, which
+            resumes mid-epoch and splits the data across processes).
+        pin_memory: as in :class:`torch.utils.data.DataLoader` (for CUDA training).
 
     Returns:
-        A DataLoader yielding dicts of batched tensors (``collate_samples``).
+        A DataLoader yielding dicts of batched tensors (``collate_samples``); its ``dataset``
+        is the :class:`PipelineDataset`.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size: must be a positive int, got {batch_size!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers: must be a non-negative int, got {num_workers!r}")
-    generator = torch.Generator().manual_seed(int(seed))
+    if sampler is not None and shuffle:
+        raise ValueError("shuffle: must be False when a sampler gives the order")
+    # seeds the shuffle and the workers' base seed; a sampler keeps its own seeded order
+    generator = torch.Generator().manual_seed(int(seed)) if sampler is None else None
     return DataLoader(
         PipelineDataset(dataset, pipeline, seed),
         batch_size=batch_size,
         shuffle=shuffle,
+        sampler=sampler,
         num_workers=num_workers,
         collate_fn=collate_samples,
         worker_init_fn=_seed_worker,

@@ -21,89 +21,14 @@ original-camera points into it, so ``project(K, R X) = H · project(K_orig, X)``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from .augment import PhotometricConfig, photometric
+from ..config import PipelineConfig
+from .augment import photometric
 
-__all__ = ["HandInputPipeline", "PipelineConfig"]
-
-_MODES = ("perspective", "affine", "crop")
-_PADDING = ("zeros", "border", "reflection")
-_JITTERS = ("crop", "zoom")
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Settings of :class:`HandInputPipeline`.
-
-    Attributes:
-        out_size: side ``S`` of the output image in pixels (a run config takes it from
-            ``model.input_size``).
-        focal: canonical focal length ``f_c`` in pixels (HandDGP: 1000 FreiHAND, 500
-            HO3D-v2; a run config takes it from ``model.focal``). Hands at depth ``d`` span
-            about ``f_c · 0.2 m / d`` pixels.
-        mode: ``"affine"`` (the paper's scale + principal-point map ``K_c K⁻¹``),
-            ``"perspective"`` (this project's virtual rotation onto the box centre) or
-            ``"crop"`` (no rectification).
-        crop_scale: the crop is a square of side ``crop_scale · box side`` (1.3 in the paper).
-        crop_first: crop the image to that square before rectifying, so pixels outside it are
-            black (the release's order: crop, then rectify).
-        jitter: how the training shift/scale acts: ``"crop"`` moves and scales the crop box
-            *before* rectification, so the network always sees the canonical intrinsics (the
-            paper); ``"zoom"`` (this project's option) also zooms the rectified image about
-            its principal point by the scale factor, so the output focal becomes
-            ``f_c / factor`` (``K`` reports it exactly). In ``"crop"`` mode both behave alike.
-        train: draw the random augmentation below; False gives the deterministic
-            evaluation input (box as given, no rotation, no photometric change).
-        two_views: return two augmented views of the sample plus their relation.
-        shift: centre jitter, uniform in ``[-shift, shift] · side`` per axis.
-        scale_jitter: box side factor uniform in ``[1 - x, 1 + x]``.
-        rotation_deg: in-plane rotation uniform in ``[-r, r]`` degrees (shared by two views).
-        photometric: colour jitter and blur ranges, or None for none.
-        padding_mode: warp padding, ``"zeros"``, ``"border"`` or ``"reflection"``.
-        root_index: the root keypoint of ``joints3d`` (a run config takes it from the
-            template model: the hand's wrist, the body's pelvis).
-    """
-
-    out_size: int = field(default=224, metadata={"derived": True})
-    focal: float = field(default=1000.0, metadata={"derived": True})
-    mode: str = "affine"
-    crop_scale: float = 1.3
-    crop_first: bool = True
-    jitter: str = "crop"
-    train: bool = field(default=True, metadata={"derived": True})
-    two_views: bool = False
-    shift: float = 0.1
-    scale_jitter: float = 0.2
-    rotation_deg: float = 45.0
-    photometric: PhotometricConfig | None = field(default_factory=PhotometricConfig)
-    padding_mode: str = "zeros"
-    root_index: int = field(default=0, metadata={"derived": True})
-
-    def __post_init__(self) -> None:
-        if isinstance(self.out_size, bool) or not isinstance(self.out_size, int) \
-                or self.out_size <= 0:
-            raise ValueError(f"out_size: must be a positive int, got {self.out_size!r}")
-        for name in ("focal", "crop_scale"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: must be positive, got {getattr(self, name)!r}")
-        if self.mode not in _MODES:
-            raise ValueError(f"mode: expected one of {_MODES}, got {self.mode!r}")
-        if self.jitter not in _JITTERS:
-            raise ValueError(f"jitter: expected one of {_JITTERS}, got {self.jitter!r}")
-        if self.padding_mode not in _PADDING:
-            raise ValueError(f"padding_mode: expected one of {_PADDING}, "
-                             f"got {self.padding_mode!r}")
-        if not 0 <= self.shift < 1:
-            raise ValueError(f"shift: must be in [0, 1), got {self.shift!r}")
-        if not 0 <= self.scale_jitter < 1:
-            raise ValueError(f"scale_jitter: must be in [0, 1), got {self.scale_jitter!r}")
-        if not 0 <= self.rotation_deg <= 180:
-            raise ValueError(f"rotation_deg: must be in [0, 180], got {self.rotation_deg!r}")
-
+__all__ = ["InputPipeline", "PipelineConfig"]
 
 def _uniform(lo: float, hi: float, generator: torch.Generator | None) -> float:
     return lo + (hi - lo) * float(torch.rand((), generator=generator, dtype=torch.float64))
@@ -135,7 +60,7 @@ def _crop_window(center: torch.Tensor, side: float, scale: float, h: int,
 
 def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.Tensor,
                       center: torch.Tensor, side: float, zoom: float, theta: float,
-                      cfg: PipelineConfig, origin: tuple[int, int] = (0, 0)):
+                      pipe: InputPipeline, origin: tuple[int, int] = (0, 0)):
     """The one place that calls the ``dgp_ops`` geometry.
 
     Args:
@@ -143,8 +68,9 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
             place, no full-size float copy); mask: (H, W) uint8 0/1 or None.
         K: (3, 3) float64 original intrinsics; center: (2,) float64 box centre (pixels);
         side: box side (pixels); zoom: extra scale about the principal point; theta: in-plane
-        rotation (radians) about the output optical axis; origin: original-pixel position
-        ``(x0, y0)`` of ``image``'s top-left pixel (a crop of the original image).
+        rotation (radians) about the output optical axis; pipe: the pipeline (output size,
+        canonical focal, settings); origin: original-pixel position ``(x0, y0)`` of
+        ``image``'s top-left pixel (a crop of the original image).
 
     Returns:
         ``(image (3, S, S) float32 in [0, 1], mask (S, S) or None, H, K_out, R)`` with
@@ -153,9 +79,9 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
     import dgp_ops  # noqa: F401  (registers the ops)
     from dgp_ops.rectify import rectification
 
-    S = cfg.out_size
+    S, cfg = pipe.out_size, pipe.config
     side_t = torch.tensor([side], dtype=torch.float64)
-    rect = rectification(K[None], center[None], side_t, focal=float(cfg.focal), out_size=S,
+    rect = rectification(K[None], center[None], side_t, focal=pipe.focal, out_size=S,
                          scale=cfg.crop_scale, mode=cfg.mode)
     H0, K0, R0 = rect.H[0], rect.K[0], rect.R[0]
     K1 = _zoom(zoom, float(K0[0, 2]), float(K0[1, 2])) @ K0
@@ -192,8 +118,18 @@ def _apply_h(H: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
     return hom[:, :2] / hom[:, 2:]
 
 
-class HandInputPipeline:
+class InputPipeline:
     """Turn one dataset sample into the network input (see :class:`PipelineConfig`).
+
+    Args:
+        config: the ``input`` section's settings.
+        out_size: side ``S`` of the output image in pixels (the network's input size).
+        focal: canonical focal length ``f_c`` in pixels (the network's ``model.focal``).
+            Hands at depth ``d`` span about ``f_c · 0.2 m / d`` pixels.
+        train: draw the random augmentation; False gives the deterministic evaluation input
+            (box as given, no rotation, no photometric change, one view).
+        root_index: the root keypoint of ``joints3d`` (the template's: the hand's wrist, the
+            body's pelvis).
 
     ``pipeline(sample, generator=None)`` returns a dict of tensors:
     ``image`` (3, S, S) float32 in [0, 1]; ``K`` (3, 3) output intrinsics; ``R`` (3, 3)
@@ -206,16 +142,24 @@ class HandInputPipeline:
     (a benchmark's own joints, original camera), ``index`` and ``name`` pass through. All
     floats are float32.
 
-    With ``two_views`` the result is ``{"view1": ..., "view2": ..., "T12": (3, 3), "R12":
-    (3, 3)}``: ``T12`` maps view-1 output pixels to view-2 output pixels and ``R12`` maps
-    view-1 camera points to view-2 camera points. Both views share one rotation angle;
-    shift, scale and photometric changes are drawn per view.
+    With ``two_views`` (training only) the result is ``{"view1": ..., "view2": ..., "T12":
+    (3, 3), "R12": (3, 3)}``: ``T12`` maps view-1 output pixels to view-2 output pixels and
+    ``R12`` maps view-1 camera points to view-2 camera points. Both views share one rotation
+    angle; shift, scale and photometric changes are drawn per view.
     """
 
-    def __init__(self, config: PipelineConfig | None = None) -> None:
-        if config is not None and not isinstance(config, PipelineConfig):
+    def __init__(self, config: PipelineConfig, *, out_size: int, focal: float,
+                 train: bool = True, root_index: int = 0) -> None:
+        if not isinstance(config, PipelineConfig):
             raise TypeError(f"config: expected a PipelineConfig, got {type(config).__name__}")
-        self.config = config or PipelineConfig()
+        if isinstance(out_size, bool) or not isinstance(out_size, int) or out_size <= 0:
+            raise ValueError(f"out_size: must be a positive int, got {out_size!r}")
+        if not focal > 0:
+            raise ValueError(f"focal: must be positive, got {focal!r}")
+        self.config = config
+        self.out_size, self.focal = out_size, float(focal)
+        self.train, self.root_index = bool(train), int(root_index)
+        self.two_views = config.two_views and self.train
 
     def __call__(self, sample: dict, generator: torch.Generator | None = None) -> dict:
         if not isinstance(sample, dict):
@@ -225,9 +169,9 @@ class HandInputPipeline:
                 raise ValueError(f"sample: missing key {key!r}")
         cfg = self.config
         theta = 0.0
-        if cfg.train and cfg.rotation_deg > 0:
+        if self.train and cfg.rotation_deg > 0:
             theta = math.radians(_uniform(-cfg.rotation_deg, cfg.rotation_deg, generator))
-        if not cfg.two_views:
+        if not self.two_views:
             _, out = self._view(sample, theta, generator)
             return out
         (H1, R1), v1 = self._view(sample, theta, generator)
@@ -248,7 +192,7 @@ class HandInputPipeline:
         if not side > 0:
             raise ValueError(f"sample['box']: side must be positive, got {side}")
         factor = 1.0
-        if cfg.train:
+        if self.train:
             center += torch.tensor([_uniform(-cfg.shift, cfg.shift, generator),
                                     _uniform(-cfg.shift, cfg.shift, generator)],
                                    dtype=torch.float64) * side
@@ -270,8 +214,8 @@ class HandInputPipeline:
         if mask_np is not None:
             mask = torch.from_numpy(np.ascontiguousarray(mask_np, dtype=np.uint8))
         out_img, out_mask, H, K_out, R = _rectify_and_warp(
-            img, mask, K, center, side * factor, zoom, theta, cfg, (x0, y0))
-        if cfg.train and cfg.photometric is not None:
+            img, mask, K, center, side * factor, zoom, theta, self, (x0, y0))
+        if self.train and cfg.photometric is not None:
             out_img = photometric(out_img, cfg.photometric, generator)
         out = {"image": out_img.contiguous(), "K": K_out.float(), "R": R.float(),
                "H": H.float(), "K_orig": K.float(),
@@ -284,12 +228,12 @@ class HandInputPipeline:
             j = _as_tensor(sample, "joints3d", (None, 3))
             if "joints2d" in out and len(out["joints2d"]) != len(j):
                 raise ValueError(f"sample: {len(out['joints2d'])} joints2d but {len(j)} joints3d")
-            if not 0 <= cfg.root_index < len(j):
-                raise ValueError(f"root_index: {cfg.root_index} is not one of the sample's "
+            if not 0 <= self.root_index < len(j):
+                raise ValueError(f"root_index: {self.root_index} is not one of the sample's "
                                  f"{len(j)} keypoints")
             out["joints3d_orig"] = j.float()
             out["joints3d"] = (j @ R.T).float()
-            out["root"] = out["joints3d"][cfg.root_index].clone()
+            out["root"] = out["joints3d"][self.root_index].clone()
         elif "root3d" in sample:
             out["root"] = (R @ _as_tensor(sample, "root3d", (3,))).float()
         if "verts3d" in sample:

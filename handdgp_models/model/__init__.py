@@ -22,16 +22,18 @@ __all__ = ["DECODERS", "METHODS", "UNIT", "DSConv", "HandDGP", "MeshHierarchy", 
            "upsample"]
 
 
-def build_model(config: NetworkConfig | dict, hand=None,
+def build_model(config: NetworkConfig | dict, template=None,
                 cache_dir: str | os.PathLike | None = None) -> HandDGP:
-    """A :class:`HandDGP` for ``config`` on the mesh of ``hand`` (default: the embedded hand).
+    """A :class:`HandDGP` for ``config`` on the mesh of ``template`` (default: the embedded
+    hand).
 
     Args:
         config: a :class:`NetworkConfig` or a dict of its fields.
-        hand: a template model (:class:`~handdgp_models.template.TemplateModel`: a
+        template: a template model (:class:`~handdgp_models.template.TemplateModel`: a
             :class:`~handdgp_models.hand.HandModel` or a :class:`~handdgp_models.body.BodyModel`),
             or None for ``load_mano()``.
-        cache_dir: where the mesh hierarchy is cached (default ``~/.cache/handdgp``).
+        cache_dir: where the mesh hierarchy is cached (default: the cache policy's
+            ``hierarchy`` folder, :mod:`handdgp_models.cache`).
     """
     from ..hand import load_mano
 
@@ -39,6 +41,7 @@ def build_model(config: NetworkConfig | dict, hand=None,
         config = NetworkConfig(**config)
     if not isinstance(config, NetworkConfig):
         raise TypeError(f"config: expected a NetworkConfig or dict, got {type(config).__name__}")
-    hand = hand if hand is not None else load_mano()
-    hier = load_hierarchy(hand.template, hand.faces, cache_dir=cache_dir)
-    return HandDGP(config, hier, hand.keypoint_regressor, hand.faces, hand.root_index)
+    template = template if template is not None else load_mano()
+    hier = load_hierarchy(template.template, template.faces, cache_dir=cache_dir)
+    return HandDGP(config, hier, template.keypoint_regressor, template.faces,
+                   template.root_index)

@@ -22,10 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..cache import HIERARCHY
+from ..cache import cache_dir as default_cache
 from .simplify import check_triangle_mesh, simplify_to
 
 __all__ = ["HIERARCHY_VERSION", "MeshHierarchy", "barycentric_upsampling", "build_hierarchy",
-           "default_cache_dir", "hierarchy_sizes", "load_hierarchy", "spiral_indices"]
+           "hierarchy_sizes", "load_hierarchy", "spiral_indices"]
 
 HIERARCHY_VERSION = 2  # bump whenever the construction changes: old cache files are then unused
 NUM_LEVELS = 4  # coarser levels below the template
@@ -67,12 +69,6 @@ class MeshHierarchy:
     def up(self) -> list[torch.Tensor]:
         """All up-sampling maps as dense matrices (for inspection; the decoder gathers)."""
         return [self.up_matrix(level) for level in range(len(self.up_index))]
-
-
-def default_cache_dir() -> Path:
-    """``$HANDDGP_CACHE`` or ``~/.cache/handdgp``."""
-    root = os.environ.get("HANDDGP_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "handdgp"
 
 
 def hierarchy_sizes(num_vertices: int, levels: int = NUM_LEVELS) -> list[int]:
@@ -293,12 +289,13 @@ def load_hierarchy(template: torch.Tensor | np.ndarray, faces: torch.Tensor | np
     Args:
         template: (V, 3) rest vertices. faces: (F, 3) triangles.
         levels, spiral_length: as :func:`build_hierarchy`.
-        cache_dir: folder of the cache files (default :func:`default_cache_dir`).
+        cache_dir: folder of the cache files (default: the ``hierarchy`` folder of the
+            cache root, :mod:`handdgp_models.cache`).
     """
     template = np.ascontiguousarray(template, dtype=np.float64)
     faces = np.ascontiguousarray(faces, dtype=np.int64)
     key = _cache_key(template, faces, levels, spiral_length)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = Path(cache_dir) if cache_dir is not None else default_cache(HIERARCHY)
     path = cache / f"mesh_hierarchy_{key[:20]}.npz"
     if path.is_file():
         try:

@@ -2,95 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from ..config import BACKBONES, DECODERS, METHODS, NetworkConfig
 from .mesh_hierarchy import MeshHierarchy
 
 __all__ = ["BACKBONES", "DECODERS", "METHODS", "DSConv", "HandDGP", "NetworkConfig", "SpiralConv",
            "backbone_channels", "sample_features", "spiral_layer_parameters", "upsample"]
 
-METHODS = ("dgp", "dgp_uniform", "two_stage", "root_regression")
-DECODERS = ("dsconv", "dense")
-# torchvision trunks (stride 32): output channels, and how many leading children form the trunk
-# (the rest is global pooling and the classifier)
-_BACKBONES = {"resnet18": (512, -2), "resnet34": (512, -2), "resnet50": (2048, -2),
-              "mobilenet_v3_small": (576, 1), "mobilenet_v3_large": (960, 1),
-              "shufflenet_v2_x1_0": (1024, -1), "shufflenet_v2_x1_5": (1024, -1),
-              "regnet_x_400mf": (400, 2)}
-BACKBONES = tuple(_BACKBONES)
+# Layout of each backbone (:data:`~handdgp_models.config.BACKBONES`): output channels at
+# stride 32, and how many leading children of the torchvision model form the trunk (the rest
+# is global pooling and the classifier).
+_BACKBONE_LAYOUT = {"resnet18": (512, -2), "resnet34": (512, -2), "resnet50": (2048, -2),
+                    "mobilenet_v3_small": (576, 1), "mobilenet_v3_large": (960, 1),
+                    "shufflenet_v2_x1_0": (1024, -1), "shufflenet_v2_x1_5": (1024, -1),
+                    "regnet_x_400mf": (400, 2)}
 
 
 def backbone_channels(name: str) -> int:
     """Feature channels of backbone ``name`` (one of :data:`BACKBONES`) at stride 32."""
-    if name not in _BACKBONES:
-        raise ValueError(f"backbone: expected one of {list(_BACKBONES)}, got {name!r}")
-    return _BACKBONES[name][0]
+    if name not in _BACKBONE_LAYOUT:
+        raise ValueError(f"backbone: expected one of {list(BACKBONES)}, got {name!r}")
+    return _BACKBONE_LAYOUT[name][0]
 
 
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 UNIT = 0.2  # decoder output unit in metres
-
-
-@dataclass
-class NetworkConfig:
-    """Network size and method.
-
-    Attributes:
-        backbone: a torchvision model name from :data:`BACKBONES` (``"resnet50"`` in the
-            paper; the lighter ``mobilenet_v3_*``, ``shufflenet_v2_*`` and ``regnet_x_400mf``
-            for CPU budgets), built without downloading weights.
-        backbone_weights: optional path to a torchvision state dict for the backbone.
-        input_size: input side ``S`` in pixels (224 in the paper).
-        mesh_channels: decoder feature channels at the 5 levels, coarse to fine.
-        feature_channels: channels of the features sampled at the keypoints (256).
-        weight_hidden: hidden channels of the weight decoder's first conv (1024).
-        weight_channels: channels sampled per keypoint by the weight decoder (97).
-        kp_hidden: hidden sizes of the per-keypoint 2D MLP (224, 112).
-        method: one of :data:`METHODS`.
-        decoder: spiral layer of the mesh decoder, one of :data:`DECODERS`: ``"dsconv"``
-            (the paper's depth-wise separable spiral conv, :class:`DSConv`) or ``"dense"``
-            (one linear layer over the whole spiral, :class:`SpiralConv`).
-        focal: canonical focal length of the input (root regression uses it as depth scale).
-        rescale: scale the predicted root-relative mesh so that its mean root-to-keypoint
-            distance equals the template's before DGP (the supplement's reference-bone
-            rescaling, with all non-root keypoints as the reference for robustness). Depth from
-            DGP is proportional to this scale, so it keeps an early, shrunken mesh from
-            putting the hand far too close.
-    """
-
-    backbone: str = "resnet50"
-    backbone_weights: str | None = None
-    input_size: int = 224
-    mesh_channels: list[int] = field(default_factory=lambda: [256, 256, 128, 64, 32])
-    feature_channels: int = 256
-    weight_hidden: int = 1024
-    weight_channels: int = 97
-    kp_hidden: list[int] = field(default_factory=lambda: [224, 112])
-    method: str = "dgp"
-    decoder: str = "dsconv"
-    focal: float = 1000.0
-    rescale: bool = False
-
-    def __post_init__(self) -> None:
-        if self.backbone not in _BACKBONES:
-            raise ValueError(f"backbone: expected one of {list(_BACKBONES)}, got {self.backbone!r}")
-        if self.method not in METHODS:
-            raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
-        if self.decoder not in DECODERS:
-            raise ValueError(f"decoder: expected one of {DECODERS}, got {self.decoder!r}")
-        if self.input_size < 32 or self.input_size % 32:
-            raise ValueError(f"input_size: expected a multiple of 32 >= 32, got {self.input_size}")
-        if len(self.mesh_channels) != 5:
-            raise ValueError(f"mesh_channels: expected 5 values, got {self.mesh_channels}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def sample_features(features: torch.Tensor, points: torch.Tensor, size: int) -> torch.Tensor:
@@ -306,7 +247,7 @@ class HandDGP(nn.Module):
         net = getattr(torchvision.models, config.backbone)(weights=None)
         if config.backbone_weights:
             net.load_state_dict(torch.load(config.backbone_weights, weights_only=True))
-        ch, trunk = backbone_channels(config.backbone), _BACKBONES[config.backbone][1]
+        ch, trunk = _BACKBONE_LAYOUT[config.backbone]
         self.backbone = nn.Sequential(*list(net.children())[:trunk])
         hw = (config.input_size // 32) ** 2
         self.keypoints = _KeypointHead(ch, hw, config.kp_hidden, num_keypoints)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import dgp_ops
-from handdgp_models.build import model_from_checkpoint
 from handdgp_models.cli import main
+from handdgp_models.run import model_from_checkpoint
 from tests.handdgp_models.h36m_fixtures import write_h36m, write_h36m_regressor, write_smpl
 from tests.handdgp_models.test_real_datasets import TOY
 
@@ -28,7 +28,7 @@ def tree(tmp_path_factory):
 
 def _toy(tree) -> list[str]:
     return [*sum((["--set", s] for s in TOY), []),
-            "--set", f'train.hierarchy_cache="{tree["hier"]}"']
+            "--set", f'cache_dir="{tree["hier"]}"']
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_train_and_eval_print_camera_space_errors(tree, body_run, tmp_path, caps
 
 
 def test_body_network_has_29_keypoints_and_weights(body_run, tree):
-    model, cfg = model_from_checkpoint(body_run, hierarchy_cache=str(tree["hier"]))
+    model, cfg = model_from_checkpoint(body_run, [f'cache_dir="{tree["hier"]}"'])
     assert cfg.body is not None and cfg.model.focal == 400.0 and model.root_index == 0
     s = cfg.model.input_size
     K = torch.tensor([[400.0, 0, s / 2], [0, 400.0, s / 2], [0, 0, 1]]).expand(2, 3, 3)

@@ -16,7 +16,7 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "run"
     hier = out.parent / "hier"
     rc = main(["main", "--config", "tiny", "--out", str(out), "--quiet",
-               "--set", f'train.hierarchy_cache="{hier}"', "--set", "train.steps=2"])
+               "--set", f'cache_dir="{hier}"', "--set", "train.steps=2"])
     assert rc == 0
     return out
 

@@ -90,17 +90,21 @@ def test_values_are_typed():
 
 
 def test_each_default_is_declared_once():
-    """The config tree is made of the components' own settings classes, with their defaults."""
-    from handdgp_models.data import PipelineConfig
+    """The config tree is made of the components' own settings classes, with their defaults;
+    the input pipeline's runtime parameters are its constructor arguments, not settings."""
+    import inspect
+
+    from handdgp_models.data import InputPipeline, PipelineConfig
     from handdgp_models.losses import LossWeights
     from handdgp_models.model import NetworkConfig
 
     cfg = RunConfig()
     assert type(cfg.model) is NetworkConfig and cfg.model == NetworkConfig()
     assert type(cfg.input) is PipelineConfig and cfg.loss == LossWeights()
-    derived = {f.name for f in dataclasses.fields(PipelineConfig) if f.metadata.get("derived")}
-    assert derived == {"out_size", "focal", "train", "root_index"}
-    assert not derived & set(to_dict(cfg)["input"])
+    runtime = {"out_size", "focal", "train", "root_index"}
+    assert runtime <= set(inspect.signature(InputPipeline).parameters)
+    assert not runtime & {f.name for f in dataclasses.fields(PipelineConfig)}
+    assert not runtime & set(to_dict(cfg)["input"])
 
 
 def test_list_items_by_index_and_a_mix():

@@ -43,14 +43,13 @@ def test_sampler_splits_epoch_between_ranks():
 
 @pytest.mark.slow
 def test_ddp_two_gloo_processes(tmp_path):
-    cfg = load_config("tiny", [f'data.cache_dir="{tmp_path / "data"}"',
-                               f'train.hierarchy_cache="{tmp_path / "hier"}"',
+    cfg = load_config("tiny", [f'cache_dir="{tmp_path / "cache"}"',
                                "train.steps=2", "train.batch_size=2"])
     # render the data and build the hierarchy once, before the processes start
     from handdgp_models.build import build_hand, build_network, build_train_data
 
     hand = build_hand(cfg)
-    build_train_data(cfg, tmp_path, hand)
+    build_train_data(cfg, hand)
     build_network(cfg, hand)
     mp.spawn(_worker, args=(2, _free_port(), cfg, str(tmp_path / "run")), nprocs=2, join=True)
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")

@@ -135,24 +135,22 @@ def test_malformed_entries_are_named(tree, body, tmp_path):
 
 
 def test_pipeline_carries_body_samples(tree, body):
-    from dataclasses import replace
-
-    from handdgp_models.data import HandInputPipeline, PipelineConfig
+    from handdgp_models.data import InputPipeline, PipelineConfig
 
     root, _ = tree
     s = Human36M(root, "test", body=body)[0]
-    cfg = replace(PipelineConfig(), out_size=64, focal=40.0, train=False)
-    out = HandInputPipeline(cfg)(s)
+    kw = {"out_size": 64, "focal": 40.0, "train": False}
+    out = InputPipeline(PipelineConfig(), **kw)(s)
     assert out["joints2d"].shape == (29, 2) and out["joints3d"].shape == (29, 3)
     np.testing.assert_allclose(out["eval_joints3d"], s["eval_joints3d"])
     np.testing.assert_allclose(out["root"], out["joints3d"][0])
     # the rectified keypoints are the projections of the rotated camera-space keypoints
     p = out["joints3d"].double() @ out["K"].double().T
     np.testing.assert_allclose(p[:, :2] / p[:, 2:], out["joints2d"], atol=1e-2)
-    other = HandInputPipeline(replace(cfg, root_index=3))(s)
+    other = InputPipeline(PipelineConfig(), **kw, root_index=3)(s)
     np.testing.assert_allclose(other["root"], out["joints3d"][3])
     with pytest.raises(ValueError, match="root_index"):
-        HandInputPipeline(replace(cfg, root_index=29))(s)
+        InputPipeline(PipelineConfig(), **kw, root_index=29)(s)
     bad = dict(s, joints2d=s["joints2d"][:5])
     with pytest.raises(ValueError, match="5 joints2d but 29 joints3d"):
-        HandInputPipeline(cfg)(bad)
+        InputPipeline(PipelineConfig(), **kw)(bad)

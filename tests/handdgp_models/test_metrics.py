@@ -11,10 +11,10 @@ from scipy.spatial.transform import Rotation
 from handdgp_models.metrics import auc, compute_metrics, fscore, pck_curve, procrustes_align
 from handdgp_models.submission import (
     OPENPOSE_TO_HO3D,
-    plot_pck,
     write_freihand_pred,
     write_ho3d_pred,
 )
+from handdgp_models.viz import plot_pck
 
 
 def _hand(rng, b=3, v=50):

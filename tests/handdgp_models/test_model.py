@@ -16,10 +16,8 @@ def hand():
 
 
 def _tiny(method="dgp", cache=None, decoder=None):
-    cfg = load_config("tiny")
-    cfg.model.method = method
-    if decoder is not None:
-        cfg.model.decoder = decoder
+    cfg = load_config("tiny", [f'model.method="{method}"']
+                      + ([f'model.decoder="{decoder}"'] if decoder is not None else []))
     return build_model(cfg.model, cache_dir=cache), cfg
 
 
@@ -108,8 +106,8 @@ def test_rescale_sets_the_template_spread(tmp_path, hand):
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_every_backbone_gives_its_channels_at_stride_32(backbone, tmp_path):
-    cfg = load_config("tiny")
-    cfg.model.backbone = backbone
+    """Every backbone the config offers is implemented (layout, channels, trunk)."""
+    cfg = load_config("tiny", [f'model.backbone="{backbone}"'])
     model = build_model(cfg.model, cache_dir=tmp_path).eval()
     S = cfg.model.input_size
     feat = model.backbone(torch.rand(1, 3, S, S))

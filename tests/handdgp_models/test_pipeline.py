@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handdgp_models.data import FreiHAND, HandInputPipeline, PipelineConfig, make_loader
+from handdgp_models.data import FreiHAND, InputPipeline, PipelineConfig, make_loader
 from tests.handdgp_models.fixtures import write_freihand
 
 MODES = ["perspective", "affine", "crop"]
@@ -20,6 +20,12 @@ def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("fh")
     write_freihand(root, num=4, num_versions=1)
     return FreiHAND(root)
+
+
+def _pipe(out_size=224, focal=1000.0, train=True, root_index=0, **settings):
+    """The pipeline of ``PipelineConfig(**settings)`` with its constructor arguments."""
+    return InputPipeline(PipelineConfig(**settings), out_size=out_size, focal=focal, train=train,
+                         root_index=root_index)
 
 
 def _proj(X, K):
@@ -56,7 +62,7 @@ def _check_view(v, sample):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("train", [False, True])
 def test_geometry_consistent(dataset, mode, train):
-    pipe = HandInputPipeline(PipelineConfig(mode=mode, train=train, focal=500.0))
+    pipe = _pipe(mode=mode, train=train, focal=500.0)
     g = torch.Generator().manual_seed(1)
     for i in range(len(dataset)):
         _check_view(pipe(dataset[i], g), dataset[i])
@@ -66,8 +72,8 @@ def test_eval_mode_matches_independent_homography(dataset):
     """Perspective rectification without augmentation equals K_c R K⁻¹ with R built here."""
     S, f = 160, 400.0
     s = dataset[2]
-    out = HandInputPipeline(PipelineConfig(mode="perspective", train=False, focal=f,
-                                           out_size=S, crop_first=False))(s)
+    out = _pipe(mode="perspective", train=False, focal=f,
+                                           out_size=S, crop_first=False)(s)
     K = s["K"].astype(np.float64)
     ray = np.linalg.solve(K, [s["box"][0], s["box"][1], 1.0])
     z = ray / np.linalg.norm(ray)
@@ -90,8 +96,8 @@ def test_eval_mode_matches_independent_homography(dataset):
     assert inside.sum() > 1000
     np.testing.assert_allclose(got[inside], ref[inside], atol=2e-3)
     # deterministic
-    again = HandInputPipeline(PipelineConfig(mode="perspective", train=False, focal=f,
-                                             out_size=S, crop_first=False))(s)
+    again = _pipe(mode="perspective", train=False, focal=f,
+                                             out_size=S, crop_first=False)(s)
     assert torch.equal(again["image"], out["image"])
 
 
@@ -100,8 +106,8 @@ def test_crop_first_blacks_out_everything_outside_the_crop(dataset, mode):
     """The release's order: cut the crop square out of the image, then rectify it."""
     s = dataset[1]
     kw = {"mode": mode, "train": False, "focal": 400.0, "out_size": 96, "crop_scale": 1.3}
-    full = HandInputPipeline(PipelineConfig(crop_first=False, **kw))(s)
-    cut = HandInputPipeline(PipelineConfig(crop_first=True, **kw))(s)
+    full = _pipe(crop_first=False, **kw)(s)
+    cut = _pipe(crop_first=True, **kw)(s)
     np.testing.assert_allclose(cut["H"], full["H"])
     np.testing.assert_allclose(cut["K"], full["K"])
     # where each output pixel samples the original image
@@ -122,13 +128,13 @@ def test_crop_first_blacks_out_everything_outside_the_crop(dataset, mode):
 def test_crop_jitter_keeps_the_canonical_camera(dataset):
     """Paper: shift/scale move the crop before rectification; K stays K_c."""
     s = dataset[0]
-    cfg = PipelineConfig(mode="affine", focal=300.0, out_size=64, scale_jitter=0.4, shift=0.2)
-    zoom = PipelineConfig(mode="affine", focal=300.0, out_size=64, scale_jitter=0.4, shift=0.2,
+    cfg = dict(mode="affine", focal=300.0, out_size=64, scale_jitter=0.4, shift=0.2)
+    zoom = dict(mode="affine", focal=300.0, out_size=64, scale_jitter=0.4, shift=0.2,
                           jitter="zoom")
     focals = {"crop": set(), "zoom": set()}
     for seed in range(6):
         for name, c in (("crop", cfg), ("zoom", zoom)):
-            out = HandInputPipeline(c)(s, torch.Generator().manual_seed(seed))
+            out = _pipe(**c)(s, torch.Generator().manual_seed(seed))
             _check_view(out, s)
             focals[name].add(round(float(out["K"][0, 0]), 3))
     assert focals["crop"] == {300.0}
@@ -137,7 +143,7 @@ def test_crop_jitter_keeps_the_canonical_camera(dataset):
 
 def test_eval_crop_mode_is_plain_crop(dataset):
     s = dataset[0]
-    out = HandInputPipeline(PipelineConfig(mode="crop", train=False, crop_scale=1.3))(s)
+    out = _pipe(mode="crop", train=False, crop_scale=1.3)(s)
     u, v, side = (float(x) for x in s["box"])
     a = 224 / (1.3 * side)
     A = np.array([[a, 0, 112 - a * u], [0, a, 112 - a * v], [0, 0, 1]])
@@ -155,10 +161,10 @@ def test_eval_crop_mode_is_plain_crop(dataset):
 @given(seed=st.integers(0, 2**31 - 1), mode=st.sampled_from(MODES),
        rot=st.floats(0, 180), scale=st.floats(0, 0.5), shift=st.floats(0, 0.3))
 def test_two_views_property(dataset, seed, mode, rot, scale, shift):
-    cfg = PipelineConfig(mode=mode, two_views=True, rotation_deg=rot, scale_jitter=scale,
+    cfg = dict(mode=mode, two_views=True, rotation_deg=rot, scale_jitter=scale,
                          shift=shift, out_size=64, photometric=None, focal=150.0)
     s = dataset[seed % len(dataset)]
-    out = HandInputPipeline(cfg)(s, torch.Generator().manual_seed(seed))
+    out = _pipe(**cfg)(s, torch.Generator().manual_seed(seed))
     v1, v2 = out["view1"], out["view2"]
     _check_view(v1, s)
     _check_view(v2, s)
@@ -170,9 +176,9 @@ def test_two_views_property(dataset, seed, mode, rot, scale, shift):
 
 def test_rotation_is_shared_between_views(dataset):
     """Same in-plane angle: in perspective mode with no shift, R12 is the identity."""
-    cfg = PipelineConfig(mode="perspective", jitter="zoom", two_views=True, shift=0.0,
+    cfg = dict(mode="perspective", jitter="zoom", two_views=True, shift=0.0,
                          rotation_deg=90.0, photometric=None)
-    out = HandInputPipeline(cfg)(dataset[1], torch.Generator().manual_seed(3))
+    out = _pipe(**cfg)(dataset[1], torch.Generator().manual_seed(3))
     np.testing.assert_allclose(out["R12"], np.eye(3), atol=1e-6)
     assert abs(out["view1"]["R"][0, 1].item()) > 1e-3  # a rotation was applied
     # the scale jitter differs per view: T12 is a zoom about the principal point
@@ -184,9 +190,9 @@ def test_rotation_is_shared_between_views(dataset):
 def test_rotation_rotates_about_principal_point(dataset):
     """Only rotation: the output keypoints are the eval keypoints rotated about (S/2, S/2)."""
     s = dataset[3]
-    base = HandInputPipeline(PipelineConfig(train=False))(s)
-    cfg = PipelineConfig(shift=0.0, scale_jitter=0.0, rotation_deg=60.0, photometric=None)
-    rot = HandInputPipeline(cfg)(s, torch.Generator().manual_seed(5))
+    base = _pipe(train=False)(s)
+    cfg = dict(shift=0.0, scale_jitter=0.0, rotation_deg=60.0, photometric=None)
+    rot = _pipe(**cfg)(s, torch.Generator().manual_seed(5))
     Rz = rot["R"].double() @ base["R"].double().T
     theta = math.atan2(Rz[1, 0], Rz[0, 0])
     assert abs(theta) > 1e-3 and abs(Rz[2, 2] - 1) < 1e-6
@@ -199,9 +205,9 @@ def test_rotation_rotates_about_principal_point(dataset):
 
 def test_photometric_changes_pixels_not_geometry(dataset):
     s = dataset[0]
-    plain = PipelineConfig(shift=0.0, scale_jitter=0.0, rotation_deg=0.0, photometric=None)
-    a = HandInputPipeline(plain)(s, torch.Generator().manual_seed(0))
-    b = HandInputPipeline(PipelineConfig(shift=0.0, scale_jitter=0.0, rotation_deg=0.0))(
+    plain = dict(shift=0.0, scale_jitter=0.0, rotation_deg=0.0, photometric=None)
+    a = _pipe(**plain)(s, torch.Generator().manual_seed(0))
+    b = _pipe(shift=0.0, scale_jitter=0.0, rotation_deg=0.0)(
         s, torch.Generator().manual_seed(0))
     assert not torch.allclose(a["image"], b["image"])
     torch.testing.assert_close(a["joints2d"], b["joints2d"])
@@ -214,7 +220,7 @@ def test_synthetic_hands_fit_with_small_focal():
     ds = SyntheticHands(6, seed=0)
     fits = {300.0: 0, 1000.0: 0}
     for f in fits:
-        pipe = HandInputPipeline(PipelineConfig(train=False, focal=f))
+        pipe = _pipe(train=False, focal=f)
         for i in range(len(ds)):
             uv = pipe(ds[i])["joints2d"]
             fits[f] += bool(((uv >= 0) & (uv <= 223)).all())
@@ -226,18 +232,18 @@ def test_bad_input(dataset):
     with pytest.raises(ValueError, match="mode"):
         PipelineConfig(mode="rotate")
     with pytest.raises(ValueError, match="focal"):
-        PipelineConfig(focal=0)
+        _pipe(focal=0)
     with pytest.raises(ValueError, match="out_size"):
-        PipelineConfig(out_size=0)
+        _pipe(out_size=0)
     with pytest.raises(TypeError, match="config"):
-        HandInputPipeline({"mode": "crop"})
+        InputPipeline({"mode": "crop"}, out_size=224, focal=1000.0)
     s = dict(dataset[0])
     del s["box"]
     with pytest.raises(ValueError, match="box"):
-        HandInputPipeline()(s)
+        _pipe()(s)
     s = dict(dataset[0], joints3d=np.zeros((20, 3), np.float32))
     with pytest.raises(ValueError, match="joints3d"):
-        HandInputPipeline()(s)
+        _pipe()(s)
 
 
 def _tensors(tree):
@@ -247,7 +253,7 @@ def _tensors(tree):
 
 
 def test_loader_batches_and_is_reproducible(dataset):
-    pipe = HandInputPipeline(PipelineConfig(out_size=64, focal=150.0, two_views=True))
+    pipe = _pipe(out_size=64, focal=150.0, two_views=True)
     batches = [list(make_loader(dataset, pipe, batch_size=2, shuffle=True, seed=7))
                for _ in range(2)]
     b = batches[0][0]
@@ -262,7 +268,7 @@ def test_loader_batches_and_is_reproducible(dataset):
 
 @pytest.mark.slow
 def test_loader_workers_reproducible(dataset):
-    pipe = HandInputPipeline(PipelineConfig(out_size=48, focal=100.0))
+    pipe = _pipe(out_size=48, focal=100.0)
     runs = []
     for _ in range(2):
         loader = make_loader(dataset, pipe, batch_size=2, num_workers=2, seed=3, drop_last=True)
@@ -294,12 +300,12 @@ def test_ho3d_samples_through_pipeline(tmp_path):
 
     write_ho3d(tmp_path / "tr", {"SM1": 1})
     s = HO3D(tmp_path / "tr", mano=load_mano(None, tip_ids="ho3d"))[0]
-    out = HandInputPipeline(PipelineConfig(focal=500.0))(s, torch.Generator().manual_seed(0))
+    out = _pipe(focal=500.0)(s, torch.Generator().manual_seed(0))
     _check_view(out, s)
 
     write_ho3d(tmp_path / "ev", {"SM2": 1}, split="evaluation")
     s = HO3D(tmp_path / "ev", "evaluation")[0]
-    pipe = HandInputPipeline(PipelineConfig(focal=500.0, train=False, mode="perspective"))
+    pipe = _pipe(focal=500.0, train=False, mode="perspective")
     out = pipe(s)
     assert "joints2d" not in out and "joints3d" not in out
     np.testing.assert_allclose(out["root"], out["R"] @ torch.from_numpy(s["root3d"]), atol=1e-6)

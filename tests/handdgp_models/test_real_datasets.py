@@ -36,7 +36,7 @@ def tree(tmp_path_factory):
 def _train(tree, config, out):
     rc = main(["train", "--config", config, "--data-root", str(tree[config]), "--mano",
                str(tree["mano"]), "--out", str(out), "--quiet",
-               "--set", f'train.hierarchy_cache="{tree["hier"]}"', *sum((["--set", s] for s in TOY),
+               "--set", f'cache_dir="{tree["hier"]}"', *sum((["--set", s] for s in TOY),
                                                                         [])])
     assert rc == 0
     return out / "checkpoint.pt"

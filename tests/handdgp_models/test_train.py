@@ -25,15 +25,14 @@ def shared(tmp_path_factory):
 
 
 def _cfg(shared, *extra):
-    return load_config("tiny", [f'data.cache_dir="{shared / "data"}"',
-                                f'train.hierarchy_cache="{shared / "hier"}"', *extra])
+    return load_config("tiny", [f'cache_dir="{shared / "cache"}"', *extra])
 
 
 def test_few_steps_lower_the_loss(shared):
     cfg = _cfg(shared)
     hand = build_hand(cfg)
-    train_ds = build_train_data(cfg, shared, hand)
-    pipe = build_pipeline(cfg, train=False)
+    train_ds = build_train_data(cfg, hand)
+    pipe = build_pipeline(cfg, hand, train=False)
     batch = collate_samples([pipe(train_ds[i]) for i in range(4)])
     torch.manual_seed(0)
     model = build_network(cfg, hand)
@@ -85,10 +84,11 @@ def test_data_depth_and_orientation_reach_the_datasets(tmp_path):
     cfg = load_config("tiny", ['data.train.0.depth=[0.5, 0.55]', "data.test.depth=[0.5, 0.55]",
                                "data.train.0.orientation_spread=30",
                                "data.test.orientation_spread=30",
-                               "data.train.0.samples=3", "data.test.samples=2"])
+                               "data.train.0.samples=3", "data.test.samples=2",
+                               f'cache_dir="{tmp_path}"'])
     hand = build_hand(cfg)
-    train_ds = build_train_data(cfg, tmp_path, hand)
-    test_ds = build_test_data(cfg, tmp_path, hand)
+    train_ds = build_train_data(cfg, hand)
+    test_ds = build_test_data(cfg, hand)
     for ds in (train_ds, test_ds):
         assert ds.camera.depth == (0.5, 0.55) and ds.orientation_spread == 30.0
         # The hand's centre sits at the drawn depth (the camera sampler may push it back a
@@ -111,8 +111,8 @@ def test_sigterm_saves_a_checkpoint_and_resumes(shared, tmp_path):
 
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "handdgp_models", "train", "--config", "tiny", "--out",
-           str(out), "--quiet", "--set", f'data.cache_dir="{shared / "data"}"',
-           "--set", f'train.hierarchy_cache="{shared / "hier"}"', "--set", "train.steps=100000",
+           str(out), "--quiet", "--set", f'cache_dir="{shared / "cache"}"',
+           "--set", "train.steps=100000",
            "--set", "train.checkpoint_every=100000"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     try:
@@ -128,7 +128,6 @@ def test_sigterm_saves_a_checkpoint_and_resumes(shared, tmp_path):
     assert "checkpoint saved" in err and "Traceback" not in err
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["step"] >= 2
-    cfg = load_config("tiny", [f'data.cache_dir="{shared / "data"}"',
-                               f'train.hierarchy_cache="{shared / "hier"}"',
+    cfg = load_config("tiny", [f'cache_dir="{shared / "cache"}"',
                                f"train.steps={state['step'] + 1}"])
     assert train(cfg, out, progress=False)["step"] == state["step"] + 1
