@@ -3,11 +3,13 @@
     python -m benchmarks.bench_train_step                       # small and paper configs
     python -m benchmarks.bench_train_step --configs small --steps 8 --threads 1 2
     python -m benchmarks.bench_train_step --configs small 'small;model.backbone="resnet18"'
+    python -m benchmarks.bench_train_step --configs small --precisions fp32 bf16 --no-busy
 
 A config is a named config, optionally followed by ``;``-separated ``key=value`` overrides
 (as ``--set`` takes them). Each config is trained for a few steps on rendered synthetic hands,
 idle and with the second core busy (a busy-loop process this script starts and stops itself),
-for each thread setting.
+for each thread setting and training precision (``train.precision``: float32, or bfloat16 /
+float16 mixed precision).
 The breakdown times the parts of a step with module hooks: the data pipeline, the backbone's
 forward and backward, the heads and mesh decoder, the DGP solve, the losses, the optimiser
 step, and one checkpoint write. Rates are images per second of wall time (medians over steps).
@@ -184,13 +186,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", nargs="+", type=int, default=[os.cpu_count() or 1, 0],
                    help="intra-op threads per run; 0 = chosen from the free cores (training's "
                         "default)")
+    p.add_argument("--precisions", nargs="+", default=["fp32"],
+                   choices=("fp32", "bf16", "fp16"), help="train.precision of each run")
     p.add_argument("--steps", type=int, default=8, help="timed steps per measurement")
     p.add_argument("--no-busy", action="store_true", help="skip the busy-second-core runs")
     p.add_argument("--cache", help="folder for rendered images and the mesh hierarchy")
     args = p.parse_args(argv)
     root = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="bench_train_"))
     results = []
-    for config in args.configs:
+    configs = [c if p == "fp32" else f'{c};train.precision="{p}"'
+               for c in args.configs for p in args.precisions]
+    for config in configs:
         for threads in args.threads:
             for busy in (False,) if args.no_busy else (False, True):
                 r = measure(config, root, threads, args.steps, busy)

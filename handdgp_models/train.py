@@ -89,18 +89,33 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
+_HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def mixed_precision(device_type: str, precision: str):
+    """The ``torch.autocast`` context of a training precision (``train.precision``); a no-op
+    for ``"fp32"``."""
+    return torch.autocast(device_type, dtype=_HALF.get(precision, torch.bfloat16),
+                          enabled=precision in _HALF)
+
+
 def _forward_losses(model, batch: dict, cfg: RunConfig, stage: int,
                     faces: torch.Tensor) -> dict:
+    """The loss terms of one batch; the network runs in ``train.precision`` (its geometry and
+    the losses in float32)."""
     size = cfg.model.input_size
     method = cfg.model.method
     views = [batch["view1"], batch["view2"]] if "view1" in batch else [batch]
+    autocast = mixed_precision(views[0]["image"].device.type, cfg.train.precision)
     if len(views) == 2:  # one forward over both views
         both = {k: torch.cat([views[0][k], views[1][k]]) for k in ("image", "K", "R")}
-        out = model(both["image"], both["K"], both["R"])
+        with autocast:
+            out = model(both["image"], both["K"], both["R"])
         b = views[0]["image"].shape[0]
         outs = [{k: v[:b] for k, v in out.items()}, {k: v[b:] for k, v in out.items()}]
     else:
-        outs = [model(batch["image"], batch["K"], batch["R"])]
+        with autocast:
+            outs = [model(batch["image"], batch["K"], batch["R"])]
     terms: dict[str, torch.Tensor] = {}
     for out, view in zip(outs, views, strict=True):
         for k, v in relative_losses(out, view, faces, size).items():
@@ -114,18 +129,33 @@ def _forward_losses(model, batch: dict, cfg: RunConfig, stage: int,
     return {"terms": terms, "invalid": invalid}
 
 
+def _grads_finite(model: torch.nn.Module) -> bool:
+    return all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 def _optimizer_step(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor,
-                    grad_clip: float) -> bool:
-    """Back-propagate and step; False (nothing applied) for a non-finite loss or gradient."""
+                    grad_clip: float, scaler: torch.amp.GradScaler | None = None) -> bool:
+    """Back-propagate and step; False (nothing applied) for a non-finite loss or gradient.
+    With a gradient ``scaler`` (float16 training) the loss is scaled for the backward pass and
+    the scale adapts (a step with overflowing gradients is skipped and the scale lowered)."""
     opt.zero_grad(set_to_none=True)
     if not torch.isfinite(loss):
         return False
-    loss.backward()
-    if not all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None):
-        return False
-    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    opt.step()
-    return True
+    if scaler is None:
+        loss.backward()
+        if not _grads_finite(model):
+            return False
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        return True
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    finite = _grads_finite(model)
+    if finite:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(opt)  # skipped by the scaler itself when a gradient overflowed
+    scaler.update()
+    return finite
 
 
 @dataclass
@@ -215,6 +245,8 @@ class Trainer:
             return (0.1 if s >= decay_at else 1.0) * (tc.stage2_lr_factor if s >= stage1 else 1.0)
 
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_factor)
+        self.scaler = (torch.amp.GradScaler(self.device.type) if tc.precision == "fp16"
+                       else None)
 
     # ------------------------------------------------------------------ resume / save / log
     def resume(self) -> None:
@@ -226,6 +258,8 @@ class Trainer:
         self.model.load_state_dict(saved["model"])
         self.opt.load_state_dict(saved["optimizer"])
         self.sched.load_state_dict(saved["scheduler"])
+        if self.scaler is not None and "scaler" in saved:
+            self.scaler.load_state_dict(saved["scaler"])
         self.state.step, self.state.skipped = saved["step"], saved["skipped"]
         self.state.invalid = saved["invalid"]
         _set_rng_state(saved["rng"])
@@ -235,11 +269,13 @@ class Trainer:
         if self.rank != 0:
             return
         s = self.state
-        save_checkpoint(self.folder.checkpoint, {
-            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(), "step": s.step, "skipped": s.skipped,
-            "invalid": s.invalid, "rng": _rng_state(), "config": self.config_json,
-            "template": self.fingerprint})
+        state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                 "scheduler": self.sched.state_dict(), "step": s.step, "skipped": s.skipped,
+                 "invalid": s.invalid, "rng": _rng_state(), "config": self.config_json,
+                 "template": self.fingerprint}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        save_checkpoint(self.folder.checkpoint, state)
 
     def log_epoch(self, log, epoch: int, stage: int, t0: float) -> None:
         """Append the epoch's mean losses and counters to ``log.jsonl`` and reset the sums."""
@@ -262,7 +298,8 @@ class Trainer:
         res = _forward_losses(self.net, batch, self.cfg, stage, self.model.faces)
         loss = total_loss(res["terms"], self.cfg.loss)
         s.invalid += res["invalid"]
-        if not _optimizer_step(self.model, self.opt, loss, self.cfg.train.grad_clip):
+        if not _optimizer_step(self.model, self.opt, loss, self.cfg.train.grad_clip,
+                               self.scaler):
             s.skipped += 1
         self.sched.step()
         s.step += 1

@@ -62,7 +62,7 @@ __all__ = ["BACKBONES", "BODY_DATASETS", "CAMERAS", "DATASETS", "DECODERS", "DEF
            "EvalConfig", "HandConfig", "LossWeights", "NetworkConfig", "Override",
            "PhotometricConfig", "PipelineConfig", "RunConfig", "RunOptions", "SourceConfig",
            "TrainConfig", "apply_overrides", "config_from_dict", "load_config", "resolve_config",
-           "to_dict", "with_overrides"]
+           "section_from_dict", "to_dict", "with_overrides"]
 
 
 @dataclass(frozen=True)
@@ -198,6 +198,12 @@ def config_from_dict(data: dict, source: str = "a dict", *, stored: bool = False
         data = _without_retired(data)
     plain = merge_node(RunConfig, to_dict(RunConfig()), data, "", source)
     return construct(RunConfig, plain, "", source)
+
+
+def section_from_dict(cls: type, data: Any, key: str, source: str):
+    """One section (e.g. :class:`PipelineConfig`) from plain containers, strictly (its defaults
+    under ``data``; errors name ``key`` and ``source``)."""
+    return construct(cls, check_value(cls, data, key, source), key, source)
 
 
 def _read_file(path: Path) -> dict:

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = ["BACKBONES", "BODY_DATASETS", "CAMERAS", "DATASETS", "DATASET_NAMES", "DECODERS",
-           "DEVICES", "JITTERS", "METHODS", "PADDING_MODES", "RECTIFICATIONS", "TIP_ID_SETS",
+           "DEVICES", "JITTERS", "METHODS", "PADDING_MODES", "PRECISIONS", "RECTIFICATIONS",
+           "TIP_ID_SETS",
            "BodyConfig", "DataConfig", "EvalConfig", "HandConfig", "LossWeights", "NetworkConfig",
            "PhotometricConfig", "PipelineConfig", "RunConfig", "SourceConfig", "TrainConfig"]
 
@@ -41,6 +42,8 @@ CAMERAS = ("train", "test")
 #: Named fingertip vertex-id sets of the hand.
 TIP_ID_SETS = ("freihand", "ho3d", "smplx")
 DEVICES = ("auto", "cpu", "cuda")
+#: Training arithmetic: full precision, or mixed precision with bfloat16 or float16 (autocast).
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -344,6 +347,9 @@ class TrainConfig:
         threads: torch intra-op threads; 0 chooses them during training from the cores other
             processes leave free (:class:`~handdgp_models.threads.ThreadGovernor`).
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        precision: ``"fp32"``, or mixed precision: ``"bf16"``/``"fp16"`` run the backbone and
+            heads under ``torch.autocast`` in that type (``"fp16"`` with a gradient scaler);
+            the mesh geometry, the DGP solve and the losses stay in float32.
     """
 
     seed: int = 0
@@ -358,6 +364,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     threads: int = 0
     device: str = "auto"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _positive(self, "batch_size", "steps", "checkpoint_every", "lr", "grad_clip",
@@ -370,6 +377,7 @@ class TrainConfig:
             bad = "weight_decay" if self.weight_decay < 0 else "threads"
             raise ValueError(f"{bad}: must be >= 0, got {getattr(self, bad)}")
         _choice("device", self.device, DEVICES)
+        _choice("precision", self.precision, PRECISIONS)
 
 
 @dataclass(frozen=True)

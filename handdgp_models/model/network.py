@@ -275,8 +275,9 @@ class HandDGP(nn.Module):
         others = [k for k in range(rel.shape[1]) if k != self.root_index]
         return rel[:, others].norm(dim=-1).mean(1)
 
-    def _root_regression(self, feat: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-        a = self.root_head(feat.mean((2, 3)))
+    def _root_regression(self, head: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+        """The root from the root head's output (B, 3): a pixel offset and a log depth."""
+        a = head
         s = self.config.input_size
         z = torch.exp(a[:, 2].clamp(-5, 5)) * K[:, 0, 0] / self.config.focal * 0.5
         uv1 = torch.stack([(0.5 + a[:, 0]) * s, (0.5 + a[:, 1]) * s, torch.ones_like(z)], -1)
@@ -285,13 +286,26 @@ class HandDGP(nn.Module):
 
     def forward(self, image: torch.Tensor, K: torch.Tensor,
                 R: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        from dgp_ops import solve_translation
-
         self._check(image, K)
         s = self.config.input_size
         feat = self.backbone((image - self.mean) / self.std)
         kp2d = self.keypoints(feat) * s
         verts = self.mesh(feat, kp2d, s) * UNIT
+        method = self.config.method
+        weights = self.weight_head(feat, kp2d, s) if method == "dgp" else None
+        head = self.root_head(feat.mean((2, 3))) if method == "root_regression" else None
+        # Under mixed precision the heads run in half precision; the geometry (mesh about its
+        # root, DGP, camera-space outputs) always runs in full precision.
+        with torch.autocast(image.device.type, enabled=False):
+            kp2d, verts, weights, head = (_full(x) for x in (kp2d, verts, weights, head))
+            return self._place(kp2d, verts, weights, head, K, R)
+
+    def _place(self, kp2d: torch.Tensor, verts: torch.Tensor, weights: torch.Tensor | None,
+               head: torch.Tensor | None, K: torch.Tensor,
+               R: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Root-relative mesh and keypoints, the root translation, camera-space outputs."""
+        from dgp_ops import solve_translation
+
         joints = self.regressor @ verts
         root = joints[:, self.root_index:self.root_index + 1]
         verts_rel, joints_rel = verts - root, joints - root
@@ -299,13 +313,10 @@ class HandDGP(nn.Module):
             spread = self._spread(joints_rel).clamp(min=1e-4)
             scale = (self.ref_spread / spread)[:, None, None]
             verts_rel, joints_rel = verts_rel * scale, joints_rel * scale
-        method = self.config.method
-        if method == "dgp":
-            weights = self.weight_head(feat, kp2d, s)
-        else:
+        if weights is None:
             weights = torch.ones_like(kp2d[..., 0])
-        if method == "root_regression":
-            t = self._root_regression(feat, K)
+        if head is not None:
+            t = self._root_regression(head, K.to(head.dtype))
             valid = torch.isfinite(t).all(1)
         else:
             t, valid = solve_translation(joints_rel, kp2d, K.to(joints_rel.dtype), weights ** 2,
@@ -317,3 +328,10 @@ class HandDGP(nn.Module):
             out["verts_orig"] = out["verts_cam"] @ R
             out["joints_orig"] = out["joints_cam"] @ R
         return out
+
+
+def _full(x: torch.Tensor | None) -> torch.Tensor | None:
+    """``x`` in float32 if it is a half-precision tensor (mixed-precision heads), else as is."""
+    if x is not None and x.dtype in (torch.float16, torch.bfloat16):
+        return x.float()
+    return x
