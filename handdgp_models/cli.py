@@ -1,4 +1,5 @@
-"""Command line: ``handdgp train|eval|predict|main`` (also ``python -m handdgp_models``)."""
+"""Command line: ``handdgp train|eval|predict|export|main|data`` (also ``python -m
+handdgp_models``)."""
 
 from __future__ import annotations
 
@@ -112,12 +113,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     box = parse_box(args.box, h, w, "--box")
     import cv2
 
-    from .engine import Predictor
     from .files import write_json
     from .layout import RunFolder
     from .viz import render_overlay
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, _options(args))
+    if args.package is not None:
+        from .export import PackagedPredictor
+
+        predictor = PackagedPredictor(args.package)
+    else:
+        from .engine import Predictor
+
+        predictor = Predictor.from_checkpoint(args.checkpoint, _options(args))
     pred = predictor(image, K, box)
     out = RunFolder(args.out)
     out.root.mkdir(parents=True, exist_ok=True)
@@ -125,11 +132,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         "joints": pred["joints"].tolist(), "vertices": pred["verts"].tolist(),
         "translation": pred["translation"].tolist(), "weights": pred["weights"].tolist(),
         "valid": pred["valid"], "K": K.tolist(), "box": box.tolist(), "units": "metres"})
-    template = predictor.run.template
     over = render_overlay({"image": image, "K": K}, pred["verts"], pred["joints"],
-                          template.faces.numpy(), bones=template.bones)
+                          predictor.faces, bones=predictor.bones)
     cv2.imwrite(str(out.prediction_overlay), over[..., ::-1])
     print(f"wrote {out.prediction} and {out.prediction_overlay}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .engine import export_checkpoint
+
+    path = export_checkpoint(args.checkpoint, args.out, _options(args), args.device)
+    from .export import metadata_path
+
+    print(f"wrote {path} and {metadata_path(path)}")
     return 0
 
 
@@ -161,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_eval)
     p = sub.add_parser("predict", help="camera-space hand mesh for one image")
-    p.add_argument("--checkpoint", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a training checkpoint")
+    src.add_argument("--package", help="an AOTInductor package written by export (.pt2)")
     p.add_argument("--image", required=True)
     p.add_argument("--intrinsics", help="JSON: a 3x3 K, {'K': ...} or fx, fy, cx, cy")
     p.add_argument("--box", help="cu,cv,side in pixels (default: centred box)")
@@ -169,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smpl", metavar="PATH", help="the SMPL file a body model was trained with")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_predict)
+    p = sub.add_parser("export", help="compile a checkpoint's network into an AOTInductor "
+                                      "package (.pt2) for predict --package")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="the package, e.g. model.pt2 (metadata beside "
+                                                "it as model.json)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--mano", metavar="PATH", help="the MANO file the model was trained with")
+    p.add_argument("--smpl", metavar="PATH", help="the SMPL file a body model was trained with")
+    p.set_defaults(func=_cmd_export)
     p = sub.add_parser("main", help="train the reference model, evaluate, write report.md")
     _add_config_args(p)
     p.add_argument("--out", required=True)

@@ -27,7 +27,8 @@ from .evaluate import Evaluation, evaluate
 from .run import TEST, TRAIN, Run
 from .train import train
 
-__all__ = ["Predictor", "distributed", "evaluate_checkpoint", "run_main", "train_and_evaluate"]
+__all__ = ["Predictor", "distributed", "evaluate_checkpoint", "export_checkpoint", "run_main",
+           "train_and_evaluate"]
 
 
 @contextlib.contextmanager
@@ -103,6 +104,24 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
     return evaluate(model, run, out, baseline=run.all_synthetic, progress=progress, device=dev)
 
 
+def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
+                      options: RunOptions | None = None, device: str = "cpu") -> Path:
+    """Write an AOTInductor package of a training checkpoint's network (``out``, a ``.pt2``)
+    with its metadata beside it (:mod:`handdgp_models.export`).
+
+    Raises:
+        ValueError: a missing checkpoint or a bad option, naming it.
+    """
+    from .export import check_package_path, write_package
+
+    check_package_path(out)
+    if not Path(checkpoint).is_file():
+        raise ValueError(f"--checkpoint: no file {checkpoint}")
+    dev = resolve_device(device)
+    run = Run.from_checkpoint(checkpoint, options=options, roles=())
+    return write_package(run.trained_network(dev), run.config.input, run.template, out, dev)
+
+
 class Predictor:
     """Camera-space predictions of a trained network for images with their intrinsics.
 
@@ -110,12 +129,17 @@ class Predictor:
         run: a run whose :meth:`~handdgp_models.run.Run.trained_network` gives the weights
             (e.g. ``Run.from_checkpoint(path)``).
         device: where the network runs.
+
+    Attributes:
+        faces: (F, 3) mesh triangles; bones: the skeleton's keypoint pairs.
     """
 
     def __init__(self, run: Run, device: torch.device | str = "cpu") -> None:
         self.run, self.device = run, torch.device(device)
         self.model = run.trained_network(self.device)
         self.pipeline = run.pipeline(train=False)
+        self.faces = run.template.faces.numpy()
+        self.bones = run.template.bones
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, options: RunOptions | None = None,
