@@ -17,6 +17,16 @@ from pathlib import Path
 __all__ = ["RunFolder"]
 
 
+class _Entry:
+    """A file or folder of a :class:`RunFolder`: ``folder.<entry>`` is its path."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name, self.__doc__ = name, doc
+
+    def __get__(self, folder: RunFolder | None, owner: type) -> Path | _Entry:
+        return self if folder is None else folder.root / self.name
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """The layout of one output folder.
@@ -31,66 +41,23 @@ class RunFolder:
         object.__setattr__(self, "root", Path(root))
 
     # training
-    @property
-    def config(self) -> Path:
-        """The resolved run configuration (JSON)."""
-        return self.root / "config.json"
-
-    @property
-    def log(self) -> Path:
-        """One JSON line per epoch: losses, learning rate, counters."""
-        return self.root / "log.jsonl"
-
-    @property
-    def checkpoint(self) -> Path:
-        """Weights, optimiser and RNG states, step, and the configuration."""
-        return self.root / "checkpoint.pt"
-
+    config = _Entry("config.json", "The resolved run configuration (JSON).")
+    log = _Entry("log.jsonl", "One JSON line per epoch: losses, learning rate, counters.")
+    checkpoint = _Entry("checkpoint.pt", "Weights, optimiser and RNG states, step, config.")
     # evaluation
-    @property
-    def pred(self) -> Path:
-        """Predictions in the benchmark's submission format."""
-        return self.root / "pred.json"
-
-    @property
-    def metrics(self) -> Path:
-        """Metrics of the model (and the baseline) as JSON."""
-        return self.root / "metrics.json"
-
-    @property
-    def metrics_table(self) -> Path:
-        """The metrics as a markdown table."""
-        return self.root / "metrics.md"
-
-    @property
-    def pck(self) -> Path:
-        """3D PCK curves (PNG)."""
-        return self.root / "pck.png"
-
-    @property
-    def overlays(self) -> Path:
-        """Folder of overlay images of test samples."""
-        return self.root / "overlays"
+    pred = _Entry("pred.json", "Predictions in the benchmark's submission format.")
+    metrics = _Entry("metrics.json", "Metrics of the model (and the baseline) as JSON.")
+    metrics_table = _Entry("metrics.md", "The metrics as a markdown table.")
+    pck = _Entry("pck.png", "3D PCK curves.")
+    overlays = _Entry("overlays", "Folder of overlay images of test samples.")
+    report = _Entry("report.md", "The main job's markdown report.")
+    # prediction
+    prediction = _Entry("prediction.json", "``predict``'s camera-space prediction (JSON).")
+    prediction_overlay = _Entry("overlay.png", "``predict``'s overlay image.")
 
     def overlay(self, index: int) -> Path:
         """The overlay image of test sample ``index``."""
         return self.overlays / f"test_{index:03d}.png"
-
-    @property
-    def report(self) -> Path:
-        """The main job's markdown report."""
-        return self.root / "report.md"
-
-    # prediction
-    @property
-    def prediction(self) -> Path:
-        """``predict``'s camera-space prediction (JSON)."""
-        return self.root / "prediction.json"
-
-    @property
-    def prediction_overlay(self) -> Path:
-        """``predict``'s overlay image."""
-        return self.root / "overlay.png"
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the folder, as written in a report's links."""
