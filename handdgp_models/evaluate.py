@@ -115,9 +115,9 @@ def evaluate(model: HandDGP, cfg, test_ds: Dataset, out_dir: str | os.PathLike,
     Returns:
         ``{"samples", "invalid", "images_per_s", "model": metrics (with ground truth),
         "baseline_mean_t": metrics (optional)}``. For bodies with ``body.h36m_regressor`` the
-        model's metrics also hold ``h36m_cs_mje``, ``h36m_pa_mje``, ``h36m_rr_mje`` and
-        ``h36m_auc_cs_joints``: Human3.6M's 17 joints regressed from the predicted mesh
-        against the motion-capture joints.
+        model's metrics also hold ``h36m_cs_mje``, ``h36m_pa_mje``, ``h36m_rr_mje``,
+        ``h36m_auc_cs_joints`` and ``h36m_auc_pa_joints``: Human3.6M's 17 joints regressed from
+        the predicted mesh against the motion-capture joints.
     """
     import cv2
 
