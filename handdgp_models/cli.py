@@ -177,16 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_eval)
     p = sub.add_parser("predict", help="camera-space hand mesh for one image")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="a training checkpoint")
+    # one of --checkpoint / --package is required: checked with --image and --out in
+    # _check_predict_args, so that a bare `predict` names all three
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="a training checkpoint (or --package)")
     src.add_argument("--package", help="an AOTInductor package written by export (.pt2)")
-    p.add_argument("--image", required=True)
+    p.add_argument("--image", help="the image (required)")
     p.add_argument("--intrinsics", help="JSON: a 3x3 K, {'K': ...} or fx, fy, cx, cy")
     p.add_argument("--box", help="cu,cv,side in pixels (default: centred box)")
     p.add_argument("--mano", metavar="PATH", help="the MANO file the model was trained with")
     p.add_argument("--smpl", metavar="PATH", help="the SMPL file a body model was trained with")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=_cmd_predict)
+    p.add_argument("--out", help="output folder (required)")
+    p.set_defaults(func=_cmd_predict, check=lambda args, p=p: _check_predict_args(p, args))
     p = sub.add_parser("export", help="compile a checkpoint's network into an AOTInductor "
                                       "package (.pt2) for predict --package")
     p.add_argument("--checkpoint", required=True)
@@ -225,8 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli(_run, argv)
 
 
+def _check_predict_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    missing = [name for name, given in (("--checkpoint (or --package)", args.checkpoint or
+                                         args.package), ("--image", args.image),
+                                        ("--out", args.out)) if not given]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
+
+
 def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "check", None) is not None:
+        args.check(args)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as e:
