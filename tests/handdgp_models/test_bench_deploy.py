@@ -1,17 +1,17 @@
-"""bench_predict: the timed call is the whole predict path, and the table prints every row."""
+"""bench_deploy: the timed call is the whole predict path, and the table prints every row."""
 
 import numpy as np
 import torch
 
-from benchmarks import bench_predict
+from benchmarks import bench_deploy
 
 
 def test_end_to_end_call_matches_the_predictor_path(tmp_path):
-    run, network, deployed = bench_predict._setup("tiny", tmp_path)
+    run, network, deployed = bench_deploy._setup("tiny", tmp_path)
     K = np.array([[300.0, 0, 320], [0, 300.0, 240], [0, 0, 1]], np.float32)
     box = np.array([330.0, 230.0, 150.0], np.float32)
-    jpegs = bench_predict._jpegs(2)
-    joints, verts = bench_predict._end_to_end(run.pipeline(train=False), deployed, jpegs, K,
+    jpegs = bench_deploy._jpegs(2)
+    joints, verts = bench_deploy._end_to_end(run.pipeline(train=False), deployed, jpegs, K,
                                               box)()
     assert joints.shape == (2, 21, 3) and verts.shape == (2, 778, 3)
     # the same as running the pipeline and the network on the decoded image by hand
@@ -28,5 +28,5 @@ def test_table_has_a_row_per_measurement():
     rows = [{"config": "small", "batch": b, "method": m, "call": 0.01 * b, "per_image": 0.01,
              "vs_eager": 1.0, "build": None if m == "eager" else 30.0}
             for b in (1, 8) for m in ("eager", "torch.compile", "AOTInductor")]
-    table = bench_predict.format_table(rows).splitlines()
+    table = bench_deploy.format_table(rows).splitlines()
     assert len(table) == 2 + len(rows) and "AOTInductor" in table[-1] and "30 s" in table[-1]

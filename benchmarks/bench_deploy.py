@@ -1,7 +1,8 @@
-"""End-to-end prediction latency on the CPU: eager vs torch.compile vs an AOTInductor package.
+"""Deployment latency on the CPU: one predict call end to end, eager vs torch.compile vs an
+AOTInductor package.
 
-    python -m benchmarks.bench_predict                      # small and paper networks, B=1, 8
-    python -m benchmarks.bench_predict --configs small --batches 1 --reps 10
+    python -m benchmarks.bench_deploy                      # small and paper networks, B=1, 8
+    python -m benchmarks.bench_deploy --configs small --batches 1 --reps 10
 
 One call is what ``predict`` does for B images: decode each JPEG (640x480), rectify it to the
 network's canonical camera through the input pipeline (dgp_ops' warp), run the network and the
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=10, help="timed repetitions (at most)")
     args = p.parse_args(argv)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench_predict_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench_deploy_") as tmp:
         for config in args.configs:
             rows += measure(config, args.batches, args.reps, Path(tmp))
             print(f"  {config} done", flush=True)
