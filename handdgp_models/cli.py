@@ -125,6 +125,19 @@ def _hands_option(args: argparse.Namespace, keys: list[str]):
     return fixed_hands(lambda h, w: parse_box(args.box, h, w, "--box"), right=not args.left)
 
 
+def _check_first_input(inputs, camera, hands) -> None:
+    """Read the first image and check its camera (and its hands, unless a detector gives
+    them) now, so a bad input is named before the model loads."""
+    from .camera import require_undistorted
+
+    first = next(iter(inputs), None)
+    if first is None:
+        return
+    require_undistorted(camera(*first.image.shape[:2]))
+    if hands is not None:
+        hands(first.key, first.image)
+
+
 def _smooth_option(args: argparse.Namespace) -> tuple[float, float] | None:
     if not args.smooth:
         return None
@@ -141,6 +154,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     inputs = open_inputs(args.input, "--input")
     camera = camera_option(args.intrinsics, args.calibration, args.fov)
     hands = _hands_option(args, inputs.keys())
+    _check_first_input(inputs, camera, None if args.detector else hands)
     from .prediction_files import PredictSettings, predict_to_folder
 
     meshes = {"both": ("obj", "ply"), "none": ()}.get(args.mesh_format, (args.mesh_format,))
