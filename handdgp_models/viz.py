@@ -212,7 +212,10 @@ def render_overlay(sample: dict, verts: np.ndarray, joints: np.ndarray, faces: n
 
 def _text(image: np.ndarray, text: str, org: tuple[int, int],
           color: tuple[int, int, int] = (255, 255, 255), scale: float = 0.45) -> None:
-    cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 2, cv2.LINE_AA)
+    """``text`` at ``org`` (its baseline's left end) on a dark box, readable on any image."""
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x, y = org
+    cv2.rectangle(image, (x - 2, y - h - 3), (x + w + 2, y + base), (16, 16, 16), -1)
     cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
 
 
