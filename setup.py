@@ -3,10 +3,17 @@
 CPU kernels are always built. CUDA kernels are built when a CUDA device is visible or when
 ``FORCE_CUDA=1`` (so a machine without a GPU can still compile and link them); target
 architectures come from ``TORCH_CUDA_ARCH_LIST`` as usual for torch extensions.
+
+Builds are incremental (``python setup.py build_ext --inplace``: ninja recompiles the sources
+whose files or included headers changed); a change of torch version, of CUDA on/off, of the
+architecture list or of the toolkit rebuilds everything. ``DGP_OPS_NO_EXTENSION=1`` installs the
+packages without building the extension (``scripts/setup_env.sh`` then builds it in place).
 """
 
 import glob
+import json
 import os
+import shutil
 import site
 import sys
 
@@ -46,16 +53,47 @@ def _wheel_cuda_includes() -> list[str]:
     return sorted(d for d in set(dirs) if os.path.isdir(d))
 
 
+def _build_settings(with_cuda: bool) -> dict:
+    """What the compiled objects depend on besides the sources and headers."""
+    return {"torch": torch.__version__, "python": sys.version.split()[0], "cuda": with_cuda,
+            "arch": os.environ.get("TORCH_CUDA_ARCH_LIST") if with_cuda else None,
+            "cuda_home": CUDA_HOME if with_cuda else None}
+
+
+class IncrementalBuild(BuildExtension.with_options(use_ninja=True)):
+    """Rebuild from scratch when the build settings changed since the last build (a torch
+    upgrade, CUDA switched on or off, another architecture list); otherwise setuptools and
+    ninja rebuild only what changed."""
+
+    def run(self):
+        stamp = os.path.join(self.build_temp, "dgp_ops_build.json")
+        want = _build_settings(_want_cuda())
+        try:
+            with open(stamp) as f:
+                same = json.load(f) == want
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            shutil.rmtree(self.build_temp, ignore_errors=True)
+            self.force = True
+        super().run()
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as f:
+            json.dump(want, f)
+
+
 def _extension():
     with_cuda = _want_cuda()
     cpp = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
     cu = sorted(glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True))
+    headers = sorted(glob.glob(os.path.join("csrc", "**", "*.h"), recursive=True))
     cxx_flags = ["-O3", "-fopenmp"]
     include_dirs = [os.path.join(ROOT, "csrc")]
     kwargs = dict(
         name="dgp_ops._C",
         include_dirs=include_dirs,
         extra_link_args=["-fopenmp"],
+        depends=headers,  # a changed header rebuilds (setuptools compares these with the .so)
     )
     if with_cuda:
         nvcc_flags = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]
@@ -68,6 +106,6 @@ def _extension():
 
 
 setup(
-    ext_modules=[_extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    ext_modules=[] if os.environ.get("DGP_OPS_NO_EXTENSION") == "1" else [_extension()],
+    cmdclass={"build_ext": IncrementalBuild},
 )

@@ -182,11 +182,13 @@ def _add_predict_parser(sub) -> None:
     from .predict_defaults import BATCH_SIZE, SMOOTH_BETA, SMOOTH_MIN_CUTOFF
 
     p = sub.add_parser("predict", help="camera-space hand meshes for images, folders or a video")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="a training checkpoint")
+    # one of --checkpoint / --package is required: checked with --input and --out in
+    # _check_predict_args, so that a bare `predict` names all three
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="a training checkpoint (or --package)")
     src.add_argument("--package", help="an AOTInductor package written by export (.pt2)")
-    p.add_argument("--input", "--image", dest="input", nargs="+", required=True,
-                   metavar="PATH", help="images, folders of images, or one video file")
+    p.add_argument("--input", "--image", dest="input", nargs="+", metavar="PATH",
+                   help="images, folders of images, or one video file (required)")
     cam = p.add_mutually_exclusive_group()
     cam.add_argument("--intrinsics", help="JSON: a 3x3 K, {'K': ...} or fx, fy, cx, cy")
     cam.add_argument("--calibration", help="an OpenCV calibration file (YAML/JSON/XML: "
@@ -215,9 +217,9 @@ def _add_predict_parser(sub) -> None:
                         "compiled for)")
     p.add_argument("--mano", metavar="PATH", help="the MANO file the model was trained with")
     p.add_argument("--smpl", metavar="PATH", help="the SMPL file a body model was trained with")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", help="output folder (required)")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_cmd_predict)
+    p.set_defaults(func=_cmd_predict, check=lambda args, p=p: _check_predict_args(p, args))
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -296,8 +298,18 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli(_run, argv)
 
 
+def _check_predict_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    missing = [name for name, given in (("--checkpoint (or --package)", args.checkpoint or
+                                         args.package), ("--input", args.input),
+                                        ("--out", args.out)) if not given]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
+
+
 def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "check", None) is not None:
+        args.check(args)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as e:

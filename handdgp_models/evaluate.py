@@ -194,8 +194,9 @@ def evaluate(model: HandDGP, run: Run, out_dir: str | os.PathLike, *, baseline: 
         The :class:`Evaluation`: ``result`` holds ``samples``, ``invalid``, ``images_per_s``,
         and with ground truth ``model`` (metrics) and ``baseline_mean_t``. For bodies with
         ``body.h36m_regressor`` the model's metrics also hold ``h36m_cs_mje``,
-        ``h36m_pa_mje``, ``h36m_rr_mje`` and ``h36m_auc_cs_joints``: Human3.6M's 17 joints
-        regressed from the predicted mesh against the motion-capture joints.
+        ``h36m_pa_mje``, ``h36m_rr_mje``, ``h36m_auc_cs_joints`` and ``h36m_auc_pa_joints``:
+        Human3.6M's 17 joints regressed from the predicted mesh against the motion-capture
+        joints.
     """
     from .report import metric_columns, metrics_table
     from .viz import plot_pck

@@ -1,9 +1,11 @@
 """FreiHAND-protocol evaluation metrics for 3D keypoints and mesh vertices (hands or bodies).
 
-All public inputs are in metres; reported errors are in millimetres. Conventions follow the
-FreiHAND evaluation: PCK counts errors ``<=`` a threshold, the AUC is the trapezoidal integral of
-the PCK curve divided by the threshold range, and the F-score counts nearest-neighbour distances
-strictly ``<`` the threshold.
+All public inputs are in metres; reported errors are in millimetres. Every number is computed as
+FreiHAND's own evaluation code computes it: per-sample similarity alignment with reflections
+allowed (:func:`procrustes_align`), mean error, PCK (errors ``<=`` a threshold) and AUC (the
+trapezoidal integral of the PCK curve divided by the threshold range) per keypoint or vertex,
+then averaged over keypoints or vertices, and the F-score from nearest-neighbour distances
+strictly ``<`` the threshold, averaged over samples.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-DEFAULT_THRESHOLDS_MM = np.linspace(0.0, 50.0, 100)
+PCK_THRESHOLDS_M = np.linspace(0.0, 0.05, 100)  # FreiHAND's 3D PCK: 0 to 50 mm in 100 steps
+DEFAULT_THRESHOLDS_MM = PCK_THRESHOLDS_M * 1000.0  # the same thresholds for curves in mm
+ALIGN_NORM_EPS_M = 1e-8  # added to each set's Frobenius norm before alignment, as FreiHAND does
+FSCORE_THRESHOLDS_MM = (5, 15)  # the benchmark's F-scores: keys f5, f15, pa_f5, pa_f15
 ROOT_JOINT = 0  # the default root keypoint (the hand's wrist, the body's pelvis)
 
 
@@ -45,62 +50,68 @@ def _check_pair(pred_name: str, pred: np.ndarray, gt_name: str, gt: np.ndarray) 
 
 
 def procrustes_align(pred: Any, gt: Any) -> np.ndarray:
-    """Similarity-align each predicted point set to its ground truth.
+    """Similarity-align each predicted point set to its ground truth, as FreiHAND's evaluation
+    does (its ``align_w_scale``), so PA- numbers compare with published ones.
 
-    Solves ``min_{s,R,t} ||s R x + t - y||^2`` per sample with ``R`` a proper rotation
-    (``det R = +1``; the reflection the plain SVD solution may produce is flipped away).
+    Per sample: both sets are centred and divided by their Frobenius norm plus
+    :data:`ALIGN_NORM_EPS_M` (``n_pred``, ``n_gt``), giving ``pred_n`` and ``gt_n``; the
+    orthogonal ``Q`` minimising ``||pred_n Q - gt_n||`` (a proper rotation or a reflection,
+    whichever fits better) and the scale ``s`` = sum of the singular values of ``gt_n^T pred_n``
+    give ``s * n_gt * pred_n Q + mean(gt)``. Up to the epsilon this is the least-squares
+    similarity transform with reflections allowed; a mirrored prediction aligns perfectly.
 
     Args:
-        pred: ``(B, N, 3)`` predicted points (any unit).
-        gt: ``(B, N, 3)`` ground-truth points, same unit.
+        pred: ``(B, N, 3)`` predicted points, metres.
+        gt: ``(B, N, 3)`` ground-truth points, metres.
 
     Returns:
-        ``(B, N, 3)`` float64 aligned prediction.
+        ``(B, N, 3)`` float64 aligned prediction, metres.
     """
     x = _as_points("pred", pred)
     y = _as_points("gt", gt)
     _check_pair("pred", x, "gt", y)
-    mu_x = x.mean(axis=1, keepdims=True)
     mu_y = y.mean(axis=1, keepdims=True)
-    x0 = x - mu_x
+    x0 = x - x.mean(axis=1, keepdims=True)
     y0 = y - mu_y
-    cov = np.einsum("bni,bnj->bij", x0, y0)  # (B, 3, 3) = X0^T Y0
-    u, sig, vt = np.linalg.svd(cov)
-    # Optimal rotation x -> y is V diag(1, 1, d) U^T with d fixing det to +1.
-    d = np.sign(np.linalg.det(np.einsum("bij,bjk->bik", u, vt)))
-    d[d == 0] = 1.0
-    diag = np.ones_like(sig)
-    diag[:, -1] = d
-    rot = np.einsum("bji,bj,bkj->bik", vt, diag, u)
-    var_x = np.einsum("bni,bni->b", x0, x0)
-    scale = np.einsum("bi,bi->b", sig, diag) / np.where(var_x > 0, var_x, 1.0)
-    return scale[:, None, None] * np.einsum("bij,bnj->bni", rot, x0) + mu_y
+    norm_x = np.linalg.norm(x0, axis=(1, 2)) + ALIGN_NORM_EPS_M
+    norm_y = np.linalg.norm(y0, axis=(1, 2)) + ALIGN_NORM_EPS_M
+    xn = x0 / norm_x[:, None, None]
+    yn = y0 / norm_y[:, None, None]
+    # svd(gt_n^T pred_n) = U diag(sig) V^T; U V^T is the orthogonal matrix best taking gt_n to
+    # pred_n (gt_n @ U V^T ~ pred_n), so pred_n @ V U^T maps the prediction onto the ground truth.
+    u, sig, vt = np.linalg.svd(np.einsum("bni,bnj->bij", yn, xn))
+    q = np.einsum("bji,bkj->bik", vt, u)  # V U^T
+    scale = sig.sum(axis=1) * norm_y
+    return scale[:, None, None] * np.einsum("bni,bij->bnj", xn, q) + mu_y
 
 
 def pck_curve(
-    errors_mm: Any, thresholds_mm: Any = DEFAULT_THRESHOLDS_MM
+    errors: Any, thresholds: Any = DEFAULT_THRESHOLDS_MM
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fraction of errors at or below each threshold (3D PCK).
+    """3D PCK: per keypoint, the fraction of samples with error at or below each threshold,
+    averaged over keypoints (FreiHAND's evaluation; with every keypoint scored in every sample
+    this equals the fraction over all errors pooled).
 
     Args:
-        errors_mm: per-point errors in mm, any shape (e.g. ``(B, K)``); all points are pooled.
-        thresholds_mm: ``(T,)`` increasing thresholds in mm.
+        errors: ``(B, K)`` per-sample, per-keypoint errors, in the unit of ``thresholds``
+            (the default thresholds are in mm).
+        thresholds: ``(T,)`` increasing thresholds.
 
     Returns:
         ``(thresholds, pck)``, both ``(T,)`` float64, ``pck`` in [0, 1].
     """
-    if isinstance(errors_mm, torch.Tensor):
-        errors_mm = errors_mm.detach().cpu().double().numpy()
-    err = np.asarray(errors_mm, dtype=np.float64).ravel()
-    thr = np.asarray(thresholds_mm, dtype=np.float64)
-    if err.size == 0:
-        raise ValueError("errors_mm must not be empty")
+    if isinstance(errors, torch.Tensor):
+        errors = errors.detach().cpu().double().numpy()
+    err = np.asarray(errors, dtype=np.float64)
+    thr = np.asarray(thresholds, dtype=np.float64)
+    if err.ndim != 2 or err.size == 0:
+        raise ValueError(f"errors must have shape (B, K) with B, K >= 1, got {err.shape}")
     if not np.all(np.isfinite(err)):
-        raise ValueError("errors_mm contains NaN or infinite values")
+        raise ValueError("errors contains NaN or infinite values")
     if thr.ndim != 1 or thr.size < 2 or not np.all(np.diff(thr) > 0):
-        raise ValueError("thresholds_mm must be a 1D strictly increasing array of >= 2 values")
-    pck = (err[None, :] <= thr[:, None]).mean(axis=1)
-    return thr, pck
+        raise ValueError("thresholds must be a 1D strictly increasing array of >= 2 values")
+    per_keypoint = np.stack([(err <= t).mean(axis=0) for t in thr])  # (T, K)
+    return thr, per_keypoint.mean(axis=1)
 
 
 def auc(thresholds: Any, pck: Any) -> float:
@@ -120,9 +131,10 @@ def auc(thresholds: Any, pck: Any) -> float:
 
 
 def fscore(pred: np.ndarray, gt: np.ndarray, threshold_m: float) -> float:
-    """Mean over samples of the F-score between two ``(B, N, 3)`` point sets (metres).
+    """Mean over samples of the F-score between two ``(B, N, 3)`` point sets (metres), as
+    FreiHAND's evaluation computes it.
 
-    Precision: share of predicted points with a GT point closer than ``threshold_m``;
+    Precision: share of predicted points with a GT point closer than ``threshold_m`` (strictly);
     recall: the reverse; ``F = 2PR / (P + R)`` (0 when both are 0).
     """
     p = _as_points("pred", pred)
@@ -140,8 +152,18 @@ def fscore(pred: np.ndarray, gt: np.ndarray, threshold_m: float) -> float:
     return float(np.mean(scores))
 
 
-def _mean_dist_mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(a - b, axis=-1) * 1000.0
+def _errors_m(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(B, N)`` Euclidean distances in metres."""
+    return np.linalg.norm(a - b, axis=-1)
+
+
+def _mean_mm(errors_m: np.ndarray) -> float:
+    """Mean error in mm: per keypoint over samples, then over keypoints (FreiHAND's order)."""
+    return float(errors_m.mean(axis=0).mean() * 1000.0)
+
+
+def _auc(errors_m: np.ndarray) -> float:
+    return auc(*pck_curve(errors_m, PCK_THRESHOLDS_M))
 
 
 def compute_metrics(
@@ -156,9 +178,10 @@ def compute_metrics(
         root: the root keypoint of the root-relative errors.
 
     Returns:
-        ``cs_mje, pa_mje, rr_mje`` (mm), ``auc_cs_joints`` and, with vertices, ``cs_mve, pa_mve,
-        rr_mve`` (mm), ``auc_cs_verts``, ``f5, f15, pa_f5, pa_f15``. ``cs`` = camera space, ``pa`` =
-        after per-sample similarity Procrustes, ``rr`` = after subtracting each set's root.
+        ``cs_mje, pa_mje, rr_mje`` (mm), ``auc_cs_joints, auc_pa_joints`` and, with vertices,
+        ``cs_mve, pa_mve, rr_mve`` (mm), ``auc_cs_verts, auc_pa_verts``, ``f5, f15, pa_f5,
+        pa_f15``. ``cs`` = camera space, ``pa`` = after :func:`procrustes_align` (joints and
+        vertices each aligned on their own), ``rr`` = after subtracting each set's root joint.
     """
     pj = _as_points("pred_joints", pred_joints)
     gj = _as_points("gt_joints", gt_joints)
@@ -168,14 +191,14 @@ def compute_metrics(
     if (pred_verts is None) != (gt_verts is None):
         raise ValueError("pred_verts and gt_verts must both be given or both be None")
 
-    err_cs = _mean_dist_mm(pj, gj)
+    err_cs = _errors_m(pj, gj)
+    err_pa = _errors_m(procrustes_align(pj, gj), gj)
     out = {
-        "cs_mje": float(err_cs.mean()),
-        "pa_mje": float(_mean_dist_mm(procrustes_align(pj, gj), gj).mean()),
-        "rr_mje": float(
-            _mean_dist_mm(pj - pj[:, root : root + 1], gj - gj[:, root : root + 1]).mean()
-        ),
-        "auc_cs_joints": auc(*pck_curve(err_cs)),
+        "cs_mje": _mean_mm(err_cs),
+        "pa_mje": _mean_mm(err_pa),
+        "rr_mje": _mean_mm(_errors_m(pj - pj[:, root : root + 1], gj - gj[:, root : root + 1])),
+        "auc_cs_joints": _auc(err_cs),
+        "auc_pa_joints": _auc(err_pa),
     }
     if pred_verts is None:
         return out
@@ -188,17 +211,16 @@ def compute_metrics(
             f"pred_verts batch {pv.shape[0]} does not match pred_joints batch {pj.shape[0]}"
         )
     pv_pa = procrustes_align(pv, gv)
-    err_v = _mean_dist_mm(pv, gv)
+    err_v = _errors_m(pv, gv)
+    err_v_pa = _errors_m(pv_pa, gv)
     out.update(
-        cs_mve=float(err_v.mean()),
-        pa_mve=float(_mean_dist_mm(pv_pa, gv).mean()),
-        rr_mve=float(
-            _mean_dist_mm(pv - pj[:, root : root + 1], gv - gj[:, root : root + 1]).mean()
-        ),
-        auc_cs_verts=auc(*pck_curve(err_v)),
-        f5=fscore(pv, gv, 0.005),
-        f15=fscore(pv, gv, 0.015),
-        pa_f5=fscore(pv_pa, gv, 0.005),
-        pa_f15=fscore(pv_pa, gv, 0.015),
+        cs_mve=_mean_mm(err_v),
+        pa_mve=_mean_mm(err_v_pa),
+        rr_mve=_mean_mm(_errors_m(pv - pj[:, root : root + 1], gv - gj[:, root : root + 1])),
+        auc_cs_verts=_auc(err_v),
+        auc_pa_verts=_auc(err_v_pa),
     )
+    for mm in FSCORE_THRESHOLDS_MM:
+        out[f"f{mm}"] = fscore(pv, gv, mm / 1000.0)
+        out[f"pa_f{mm}"] = fscore(pv_pa, gv, mm / 1000.0)
     return out

@@ -10,7 +10,8 @@ __all__ = ["ROWS", "metric_columns", "metrics_table", "write_report"]
 
 ROWS = [("cs_mje", "CS-MJE (mm)"), ("cs_mve", "CS-MVE (mm)"), ("pa_mje", "PA-MJE (mm)"),
         ("pa_mve", "PA-MVE (mm)"), ("rr_mje", "RR-MJE (mm)"), ("auc_cs_joints", "AUC CS joints"),
-        ("auc_cs_verts", "AUC CS verts"), ("f5", "F@5 mm"), ("f15", "F@15 mm"),
+        ("auc_cs_verts", "AUC CS verts"), ("auc_pa_joints", "AUC PA joints"),
+        ("auc_pa_verts", "AUC PA verts"), ("f5", "F@5 mm"), ("f15", "F@15 mm"),
         ("h36m_cs_mje", "CS-MJE H36M 17 joints (mm)"),
         ("h36m_pa_mje", "PA-MJE H36M 17 joints (mm)"),
         ("h36m_rr_mje", "RR-MJE H36M 17 joints (mm)")]

@@ -140,7 +140,7 @@ def test_bad_checkpoint(files, tmp_path, capsys, ckpt, command):
 @pytest.mark.parametrize("argv, names", [
     ([], ["command"]),
     (["frobnicate"], ["frobnicate"]),
-    (["predict"], ["--input", "--out"]),
+    (["predict"], ["--checkpoint", "--input", "--out"]),
     (["predict", "--checkpoint", "x.pt", "--image", "y.png", "--out"], ["--out"]),
     (["train", "--out", "o", "--no-such-option"], ["--no-such-option"]),
     (["train", "--config", "nope", "--out", "o"], ["nope"]),
