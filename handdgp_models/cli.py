@@ -152,6 +152,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from .media import open_inputs
 
     inputs = open_inputs(args.input, "--input")
+    if args.smooth and not inputs.is_video:
+        raise ValueError("--smooth: smooths a video's hands over time; the inputs are images")
     camera = camera_option(args.intrinsics, args.calibration, args.fov)
     hands = _hands_option(args, inputs.keys())
     _check_first_input(inputs, camera, None if args.detector else hands)

@@ -231,6 +231,7 @@ def test_bad_hands_inputs_are_named(ckpt, tmp_path, capsys):
     for args, message in ((["--detector", "no_such_module_x:f"], "--detector"),
                           (["--boxes", str(tmp_path / "bad.json"), "--box", "5,5,5"], "one way"),
                           (["--fov", "200"], "--fov"),
+                          (["--smooth"], "--smooth"),
                           (["--input", str(tmp_path / "clip.mp4"), str(folder)], "--input")):
         argv = ["predict", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o"), "--quiet"]
         if "--input" not in args:
