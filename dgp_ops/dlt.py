@@ -131,7 +131,8 @@ def solve_translation(
         raise ValueError(f"points3d must have N >= 2 points, got N = {N}")
     if points2d.shape != (B, N, 2):
         raise ValueError(f"points2d must have shape ({B}, {N}, 2), got {tuple(points2d.shape)}")
-    if K.shape not in ((3, 3), (B, 3, 3)):
+    # rank first: comparing a (B, 3, 3) shape with (3, 3) would specialise a traced batch size
+    if K.shape[-2:] != (3, 3) or K.dim() not in (2, 3) or (K.dim() == 3 and K.shape[0] != B):
         raise ValueError(f"K must have shape (3, 3) or ({B}, 3, 3), got {tuple(K.shape)}")
     if weights is not None:
         _check_tensor("weights", weights)
