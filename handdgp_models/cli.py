@@ -104,39 +104,124 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _hands_option(args: argparse.Namespace, keys: list[str]):
+    """The hands of each input: ``--boxes``, ``--detector``, else ``--box`` or the centred
+    default box (a left hand with ``--left``)."""
+    from .detections import boxes_file, detector, fixed_hands
+
+    given = [n for n, v in (("--boxes", args.boxes), ("--detector", args.detector),
+                            ("--box", args.box)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"{' and '.join(given)}: give the hands one way only")
+    if args.left and (args.boxes or args.detector):
+        raise ValueError("--left: applies to --box or the default box; a boxes file or a "
+                         "detector gives each hand's handedness")
+    if args.boxes is not None:
+        return boxes_file(args.boxes, keys)
+    if args.detector is not None:
+        return detector(args.detector)
+    from .inputs import parse_box
+
+    return fixed_hands(lambda h, w: parse_box(args.box, h, w, "--box"), right=not args.left)
+
+
+def _check_first_input(inputs, camera, hands) -> None:
+    """Read the first image and check its camera (and its hands, unless a detector gives
+    them) now, so a bad input is named before the model loads."""
+    from .camera import require_undistorted
+
+    first = next(iter(inputs), None)
+    if first is None:
+        return
+    require_undistorted(camera(*first.image.shape[:2]))
+    if hands is not None:
+        hands(first.key, first.image)
+
+
+def _smooth_option(args: argparse.Namespace) -> tuple[float, float] | None:
+    if not args.smooth:
+        return None
+    from .smoothing import OneEuroFilter
+
+    OneEuroFilter(args.smooth_cutoff, args.smooth_beta)  # names a bad value now
+    return args.smooth_cutoff, args.smooth_beta
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .inputs import parse_box, read_image_option, read_intrinsics
+    from .inputs import camera_option
+    from .media import open_inputs
 
-    image = read_image_option(args.image, "--image")
-    h, w = image.shape[:2]
-    K = read_intrinsics(args.intrinsics, h, w, "--intrinsics")
-    box = parse_box(args.box, h, w, "--box")
-    import cv2
+    inputs = open_inputs(args.input, "--input")
+    if args.smooth and not inputs.is_video:
+        raise ValueError("--smooth: smooths a video's hands over time; the inputs are images")
+    camera = camera_option(args.intrinsics, args.calibration, args.fov)
+    hands = _hands_option(args, inputs.keys())
+    _check_first_input(inputs, camera, None if args.detector else hands)
+    from .prediction_files import PredictSettings, predict_to_folder
 
-    from .files import write_json
-    from .layout import RunFolder
-    from .viz import render_overlay
-
+    meshes = {"both": ("obj", "ply"), "none": ()}.get(args.mesh_format, (args.mesh_format,))
+    settings = PredictSettings(args.batch_size, meshes, not args.no_overlays,
+                               _smooth_option(args), progress=not args.quiet)
     if args.package is not None:
         from .export import PackagedPredictor
 
         predictor = PackagedPredictor(args.package)
     else:
+        from .build import resolve_device
         from .engine import Predictor
 
-        predictor = Predictor.from_checkpoint(args.checkpoint, _options(args))
-    pred = predictor(image, K, box)
-    out = RunFolder(args.out)
-    out.root.mkdir(parents=True, exist_ok=True)
-    write_json(out.prediction, {
-        "joints": pred["joints"].tolist(), "vertices": pred["verts"].tolist(),
-        "translation": pred["translation"].tolist(), "weights": pred["weights"].tolist(),
-        "valid": pred["valid"], "K": K.tolist(), "box": box.tolist(), "units": "metres"})
-    over = render_overlay({"image": image, "K": K}, pred["verts"], pred["joints"],
-                          predictor.faces, bones=predictor.bones)
-    cv2.imwrite(str(out.prediction_overlay), over[..., ::-1])
-    print(f"wrote {out.prediction} and {out.prediction_overlay}")
+        predictor = Predictor.from_checkpoint(args.checkpoint, _options(args),
+                                              resolve_device(args.device))
+    s = predict_to_folder(predictor, inputs, args.out, camera, hands, settings)
+    print(f"{s['images']} images, {s['hands']} hands ({s['left']} left, {s['invalid']} "
+          f"degenerate DGP systems) in {s['seconds']:.1f} s: {s['images_per_s']:.1f} images/s "
+          f"end to end, {s['network_images_per_s']:.1f} images/s in the input pipeline and "
+          f"network; wrote {args.out}")
     return 0
+
+
+def _add_predict_parser(sub) -> None:
+    from .predict_defaults import BATCH_SIZE, SMOOTH_BETA, SMOOTH_MIN_CUTOFF
+
+    p = sub.add_parser("predict", help="camera-space hand meshes for images, folders or a video")
+    # one of --checkpoint / --package is required: checked with --input and --out in
+    # _check_predict_args, so that a bare `predict` names all three
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="a training checkpoint (or --package)")
+    src.add_argument("--package", help="an AOTInductor package written by export (.pt2)")
+    p.add_argument("--input", "--image", dest="input", nargs="+", metavar="PATH",
+                   help="images, folders of images, or one video file (required)")
+    cam = p.add_mutually_exclusive_group()
+    cam.add_argument("--intrinsics", help="JSON: a 3x3 K, {'K': ...} or fx, fy, cx, cy")
+    cam.add_argument("--calibration", help="an OpenCV calibration file (YAML/JSON/XML: "
+                                           "camera_matrix, distortion_coefficients, size)")
+    cam.add_argument("--fov", type=float, metavar="DEG",
+                     help="horizontal field of view in degrees")
+    p.add_argument("--boxes", metavar="JSON", help="hands per image: {name: [{box: [x0, y0, "
+                   "x1, y1], right: bool, score}]}, keyed by file name or frame number")
+    p.add_argument("--detector", metavar="MODULE:FUNCTION",
+                   help="a Python callable image -> [{box, right, score}] (or file.py:func)")
+    p.add_argument("--box", help="cu,cv,side in pixels for every image (default: centred box)")
+    p.add_argument("--left", action="store_true", help="the --box / default hand is a left one")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+                   help=f"hands per network call (default {BATCH_SIZE})")
+    p.add_argument("--mesh-format", default="obj", choices=("obj", "ply", "both", "none"),
+                   help="mesh files written per hand (default obj)")
+    p.add_argument("--no-overlays", action="store_true", help="write no overlay images/video")
+    p.add_argument("--smooth", action="store_true",
+                   help="One-Euro smoothing of a video's hands over time (default off)")
+    p.add_argument("--smooth-cutoff", type=float, default=SMOOTH_MIN_CUTOFF, metavar="HZ",
+                   help=f"One-Euro cut-off at rest (default {SMOOTH_MIN_CUTOFF})")
+    p.add_argument("--smooth-beta", type=float, default=SMOOTH_BETA, metavar="PER_M",
+                   help=f"One-Euro speed coefficient (default {SMOOTH_BETA})")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
+                   help="device of a checkpoint's network (a package runs where it was "
+                        "compiled for)")
+    p.add_argument("--mano", metavar="PATH", help="the MANO file the model was trained with")
+    p.add_argument("--smpl", metavar="PATH", help="the SMPL file a body model was trained with")
+    p.add_argument("--out", help="output folder (required)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_predict, check=lambda args, p=p: _check_predict_args(p, args))
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -176,19 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set_arg(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_eval)
-    p = sub.add_parser("predict", help="camera-space hand mesh for one image")
-    # one of --checkpoint / --package is required: checked with --image and --out in
-    # _check_predict_args, so that a bare `predict` names all three
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="a training checkpoint (or --package)")
-    src.add_argument("--package", help="an AOTInductor package written by export (.pt2)")
-    p.add_argument("--image", help="the image (required)")
-    p.add_argument("--intrinsics", help="JSON: a 3x3 K, {'K': ...} or fx, fy, cx, cy")
-    p.add_argument("--box", help="cu,cv,side in pixels (default: centred box)")
-    p.add_argument("--mano", metavar="PATH", help="the MANO file the model was trained with")
-    p.add_argument("--smpl", metavar="PATH", help="the SMPL file a body model was trained with")
-    p.add_argument("--out", help="output folder (required)")
-    p.set_defaults(func=_cmd_predict, check=lambda args, p=p: _check_predict_args(p, args))
+    _add_predict_parser(sub)
     p = sub.add_parser("export", help="compile a checkpoint's network into an AOTInductor "
                                       "package (.pt2) for predict --package")
     p.add_argument("--checkpoint", required=True)
@@ -229,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_predict_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     missing = [name for name, given in (("--checkpoint (or --package)", args.checkpoint or
-                                         args.package), ("--image", args.image),
+                                         args.package), ("--input", args.input),
                                         ("--out", args.out)) if not given]
     if missing:
         parser.error(f"the following arguments are required: {', '.join(missing)}")

@@ -24,6 +24,7 @@ import torch
 from .build import resolve_device
 from .config import DEFAULT_CONFIG, RunConfig, RunOptions, resolve_config
 from .evaluate import Evaluation, evaluate
+from .predict import HandPredictor
 from .run import TEST, TRAIN, Run
 from .train import train
 
@@ -122,8 +123,11 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
     return write_package(run.trained_network(dev), run.config.input, run.template, out, dev)
 
 
-class Predictor:
-    """Camera-space predictions of a trained network for images with their intrinsics.
+class Predictor(HandPredictor):
+    """Camera-space predictions of a trained network for images with their intrinsics
+    (:class:`~handdgp_models.predict.HandPredictor`: one hand with ``predictor(image, K,
+    box)``, several with ``predict``, streams with
+    :class:`~handdgp_models.predict.PredictionLoop`).
 
     Args:
         run: a run whose :meth:`~handdgp_models.run.Run.trained_network` gives the weights
@@ -148,19 +152,11 @@ class Predictor:
         return cls(Run.from_checkpoint(path, options=options, roles=()), device)
 
     @torch.no_grad()
-    def __call__(self, image: np.ndarray, K: np.ndarray, box: np.ndarray) -> dict:
-        """Camera-space prediction for one RGB uint8 (H, W, 3) image, its (3, 3) intrinsics
-        and its crop box ``(cu, cv, side)`` in pixels.
-
-        Returns:
-            numpy arrays: ``joints`` (K, 3) and ``verts`` (V, 3) in metres in the image's
-            camera, ``translation`` (3,), ``weights`` (K,); and ``valid`` (bool, False for a
-            degenerate DGP system).
-        """
-        x = self.pipeline({"image": image, "K": K, "box": box})
-        out = self.model(*(x[k][None].to(self.device) for k in ("image", "K", "R")))
-        R = x["R"].to(self.device)
-        return {"joints": out["joints_orig"][0].cpu().numpy(),
-                "verts": out["verts_orig"][0].cpu().numpy(),
-                "translation": (out["t"][0] @ R).cpu().numpy(),
-                "weights": out["weights"][0].cpu().numpy(), "valid": bool(out["valid"][0])}
+    def network(self, image: torch.Tensor, K: torch.Tensor,
+                R: torch.Tensor) -> dict[str, np.ndarray]:
+        image, K, R = (x.to(self.device) for x in (image, K, R))
+        out = self.model(image, K, R)
+        return {"joints": out["joints_orig"].cpu().numpy(),
+                "verts": out["verts_orig"].cpu().numpy(),
+                "translation": (out["t"][:, None] @ R)[:, 0].cpu().numpy(),
+                "weights": out["weights"].cpu().numpy(), "valid": out["valid"].cpu().numpy()}

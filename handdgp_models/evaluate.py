@@ -91,14 +91,17 @@ class Evaluation:
             and with ground truth ``model`` (metrics) and optionally ``baseline_mean_t``.
         folder: where it was written.
         written: every file written, in order (``pred.json``, then with ground truth
-            ``pck.png``, ``metrics.md``; the overlays; ``metrics.json``).
-        overlays: the overlay images among them.
+            ``pck.png``, ``metrics.md``; the overlays; the contact sheet; ``metrics.json``).
+        overlays: the overlay panels among them (prediction, ground truth, top view).
+        contact_sheet: the panels of the worst and the median test samples by CS-MJE (with
+            ground truth), or None.
     """
 
     result: dict
     folder: RunFolder
     written: list[Path] = field(default_factory=list)
     overlays: list[Path] = field(default_factory=list)
+    contact_sheet: Path | None = None
 
 
 def _score(pred: dict, run: Run, root: int, baseline: bool) -> tuple[dict, dict]:
@@ -126,22 +129,51 @@ def _score(pred: dict, run: Run, root: int, baseline: bool) -> tuple[dict, dict]
     return scores, curves
 
 
-def _write_overlays(ev: Evaluation, run: Run, pred: dict, faces: np.ndarray) -> None:
+def _panel(run: Run, pred: dict, i: int, faces: np.ndarray, root: int) -> np.ndarray:
+    """Test sample ``i``'s prediction beside its ground truth, titled with its errors."""
+    from .viz import comparison_panel
+
+    sample = run.test_data[i]
+    gt = None
+    title = f"test {i}"
+    if "gt_joints" in pred:
+        gt = (pred["gt_verts"][i], pred["gt_joints"][i])
+        err = np.linalg.norm(pred["joints"][i] - gt[1], axis=-1).mean() * 1000
+        d = (pred["joints"][i][root] - gt[1][root]) * 1000
+        title += (f"   CS-MJE {err:.0f} mm   root {np.linalg.norm(d):.0f} mm "
+                  f"(depth {d[2]:+.0f} mm)")
+    return comparison_panel(sample["image"], sample["K"], (pred["verts"][i], pred["joints"][i]),
+                            gt, faces, run.template.bones, title, root=root)
+
+
+def _write_overlays(ev: Evaluation, run: Run, pred: dict, faces: np.ndarray,
+                    root: int) -> None:
+    """The first ``eval.overlays`` test samples' panels, and with ground truth the contact
+    sheet of the ``eval.contact_sheet`` worst and median samples by CS-MJE."""
     import cv2
 
-    from .viz import render_overlay
+    from .viz import contact_sheet
 
-    test_ds = run.test_data
-    count = min(run.config.eval.overlays, len(test_ds))
+    count = min(run.config.eval.overlays, len(pred["joints"]))
     if count:
         ev.folder.overlays.mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        img = render_overlay(test_ds[i], pred["verts"][i], pred["joints"][i], faces,
-                             run.template.bones)
         path = ev.folder.overlay(i)
-        cv2.imwrite(str(path), img[..., ::-1])
+        cv2.imwrite(str(path), _panel(run, pred, i, faces, root)[..., ::-1])
         ev.overlays.append(path)
         ev.written.append(path)
+    n = min(run.config.eval.contact_sheet, len(pred["joints"]))
+    if "gt_joints" not in pred or n == 0:
+        return
+    err = np.linalg.norm(pred["joints"] - pred["gt_joints"], axis=-1).mean(1)
+    order = np.argsort(-err, kind="stable")
+    mid = max(0, min(len(order) // 2 - n // 2, len(order) - n))
+    groups = {f"worst {n} by CS-MJE": order[:n], f"median {n} by CS-MJE": order[mid:mid + n]}
+    sheet = contact_sheet({k: [_panel(run, pred, int(i), faces, root) for i in v]
+                           for k, v in groups.items()})
+    cv2.imwrite(str(ev.folder.contact_sheet), sheet[..., ::-1])
+    ev.contact_sheet = ev.folder.contact_sheet
+    ev.written.append(ev.folder.contact_sheet)
 
 
 def evaluate(model: HandDGP, run: Run, out_dir: str | os.PathLike, *, baseline: bool = False,
@@ -185,7 +217,7 @@ def evaluate(model: HandDGP, run: Run, out_dir: str | os.PathLike, *, baseline: 
         plot_pck(curves, ev.folder.pck)
         ev.folder.metrics_table.write_text(metrics_table(metric_columns(scores)) + "\n")
         ev.written += [ev.folder.pck, ev.folder.metrics_table]
-    _write_overlays(ev, run, pred, model.faces.cpu().numpy())
+    _write_overlays(ev, run, pred, model.faces.cpu().numpy(), model.root_index)
     write_json(ev.folder.metrics, ev.result, indent=2, nan_as_null=True)
     ev.written.append(ev.folder.metrics)
     return ev

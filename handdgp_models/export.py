@@ -24,6 +24,7 @@ from .config import PipelineConfig, section_from_dict, to_dict
 from .data import InputPipeline
 from .files import write_json
 from .model import HandDGP
+from .predict import HandPredictor
 
 __all__ = ["MAX_BATCH", "OUTPUTS", "PACKAGE_FORMAT", "DeployedNetwork", "PackagedPredictor",
            "check_package_path", "export_network", "metadata_path", "write_package"]
@@ -122,8 +123,9 @@ def write_package(network: HandDGP, input_config: PipelineConfig, template,
     return out
 
 
-class PackagedPredictor:
-    """Camera-space predictions from an AOTInductor package written by :func:`write_package`.
+class PackagedPredictor(HandPredictor):
+    """Camera-space predictions from an AOTInductor package written by :func:`write_package`
+    (the same calls as :class:`handdgp_models.engine.Predictor`).
 
     Args:
         package: the ``.pt2`` file (its metadata beside it).
@@ -156,13 +158,7 @@ class PackagedPredictor:
         self.bones = tuple(tuple(b) for b in self.metadata["bones"])
 
     @torch.no_grad()
-    def __call__(self, image: np.ndarray, K: np.ndarray, box: np.ndarray) -> dict:
-        """As :class:`handdgp_models.engine.Predictor`: one RGB uint8 (H, W, 3) image, its
-        (3, 3) intrinsics and crop box ``(cu, cv, side)`` → ``joints``, ``verts``,
-        ``translation``, ``weights`` (numpy) and ``valid``."""
-        x = self.pipeline({"image": image, "K": K, "box": box})
-        joints, verts, t, weights, valid, _ = self.program(
-            *(x[k][None].to(self.device) for k in ("image", "K", "R")))
-        return {"joints": joints[0].cpu().numpy(), "verts": verts[0].cpu().numpy(),
-                "translation": t[0].cpu().numpy(), "weights": weights[0].cpu().numpy(),
-                "valid": bool(valid[0])}
+    def network(self, image: torch.Tensor, K: torch.Tensor,
+                R: torch.Tensor) -> dict[str, np.ndarray]:
+        out = self.program(*(x.to(self.device) for x in (image, K, R)))
+        return {name: x.cpu().numpy() for name, x in zip(OUTPUTS, out, strict=True)}

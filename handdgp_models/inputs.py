@@ -1,22 +1,26 @@
-"""Command-line inputs of ``predict``: the image, the intrinsics file and the crop box.
+"""Command-line inputs of ``predict``: the image, the camera (``--intrinsics``,
+``--calibration``, ``--fov``) and the crop box.
 
 Each reader returns checked values or raises :class:`~handdgp_models.errors.UserError` naming
-the option (``--image``, ``--intrinsics``, ``--box``) and what is wrong.
+the option (``--image``, ``--intrinsics``, ``--calibration``, ``--fov``, ``--box``) and what
+is wrong.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from .camera import Camera, default_camera, fov_camera, read_calibration
 from .errors import UserError
 from .validate import require_box, require_intrinsics
 
-__all__ = ["DEFAULT_BOX_FRACTION", "default_intrinsics", "parse_box", "read_image_option",
-           "read_intrinsics"]
+__all__ = ["DEFAULT_BOX_FRACTION", "camera_option", "default_intrinsics", "parse_box",
+           "read_image_option", "read_intrinsics"]
 
 #: Side of the default (centred) box as a fraction of the image's shorter side.
 DEFAULT_BOX_FRACTION = 0.8
@@ -36,9 +40,7 @@ def read_image_option(path: str | os.PathLike, option: str = "--image") -> np.nd
 
 def default_intrinsics(height: int, width: int) -> np.ndarray:
     """float32 ``K`` with focal length ``max(H, W)`` pixels and the principal point centred."""
-    f = float(max(height, width))
-    return np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]],
-                    dtype=np.float32)
+    return default_camera(height, width).K.astype(np.float32)
 
 
 def read_intrinsics(path: str | os.PathLike | None, height: int, width: int,
@@ -108,3 +110,41 @@ def parse_box(text: str | None, height: int, width: int, option: str = "--box") 
         return require_box(box, height, width, option).astype(np.float32)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+
+
+def camera_option(intrinsics: str | os.PathLike | None = None,
+                  calibration: str | os.PathLike | None = None,
+                  fov: float | None = None) -> Callable[[int, int], Camera]:
+    """The camera of each image from at most one of the options, read and checked now.
+
+    Args:
+        intrinsics: ``--intrinsics``, a JSON ``K`` (:func:`read_intrinsics`), used as is.
+        calibration: ``--calibration``, an OpenCV calibration file
+            (:func:`~handdgp_models.camera.read_calibration`), rescaled to an image of
+            another size with the same aspect ratio.
+        fov: ``--fov``, the horizontal field of view in degrees.
+
+    Returns:
+        ``camera(height, width) -> Camera``; with no option, the default
+        (:func:`~handdgp_models.camera.default_camera`).
+    """
+    given = [n for n, v in (("--intrinsics", intrinsics), ("--calibration", calibration),
+                            ("--fov", fov)) if v is not None]
+    if len(given) > 1:
+        raise UserError(f"{' and '.join(given)}: give the camera one way only")
+    try:
+        if intrinsics is not None:
+            K = read_intrinsics(intrinsics, 1, 1)
+            cam = Camera(K, source=f"--intrinsics {intrinsics}")
+            return lambda h, w: cam
+        if calibration is not None:
+            calib = read_calibration(calibration)
+            return lambda h, w: calib.at_size(h, w, f"an image of {w}x{h}")
+        if fov is not None:
+            fov_camera(fov, 1, 1)  # checks the value now
+            return lambda h, w: fov_camera(fov, h, w)
+    except UserError:
+        raise
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    return default_camera

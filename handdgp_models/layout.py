@@ -4,8 +4,9 @@ Every writer and reader takes its paths from :class:`RunFolder`; nothing else sp
 names. A training run writes ``config.json``, ``log.jsonl`` and ``checkpoint.pt``; an
 evaluation (into the run folder for the main job, or into ``eval --out``) writes
 ``pred.json`` and, with ground truth, ``metrics.json``, ``metrics.md``, ``pck.png`` and
-``overlays/``; the main job adds ``report.md``; ``predict`` writes ``prediction.json`` and
-``overlay.png``.
+``overlays/`` and ``contact_sheet.png``; the main job adds ``report.md``; ``predict`` writes
+``predictions/NAME.json``, ``meshes/NAME_handK.obj|ply``, ``overlays/NAME.png`` (or, for a
+video, ``overlay.mp4``) and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -49,15 +50,30 @@ class RunFolder:
     metrics = _Entry("metrics.json", "Metrics of the model (and the baseline) as JSON.")
     metrics_table = _Entry("metrics.md", "The metrics as a markdown table.")
     pck = _Entry("pck.png", "3D PCK curves.")
-    overlays = _Entry("overlays", "Folder of overlay images of test samples.")
+    overlays = _Entry("overlays", "Folder of overlays of test samples or predict's images.")
     report = _Entry("report.md", "The main job's markdown report.")
+    contact_sheet = _Entry("contact_sheet.png", "The worst and median test samples' panels.")
     # prediction
-    prediction = _Entry("prediction.json", "``predict``'s camera-space prediction (JSON).")
-    prediction_overlay = _Entry("overlay.png", "``predict``'s overlay image.")
+    predictions = _Entry("predictions", "Folder of ``predict``'s JSON files, one per image.")
+    meshes = _Entry("meshes", "Folder of ``predict``'s meshes, one file per hand and format.")
+    video = _Entry("overlay.mp4", "``predict``'s overlay video (for a video input).")
+    summary = _Entry("summary.json", "``predict``'s counts, timings and settings.")
 
     def overlay(self, index: int) -> Path:
-        """The overlay image of test sample ``index``."""
+        """The overlay panel of test sample ``index``."""
         return self.overlays / f"test_{index:03d}.png"
+
+    def prediction(self, name: str) -> Path:
+        """``predict``'s camera-space hands of the image ``name`` (JSON)."""
+        return self.predictions / f"{name}.json"
+
+    def prediction_overlay(self, name: str) -> Path:
+        """``predict``'s overlay of the image ``name``."""
+        return self.overlays / f"{name}.png"
+
+    def mesh(self, name: str, hand: int, fmt: str) -> Path:
+        """Hand number ``hand`` of the image ``name`` as a mesh file (``fmt``: obj, ply)."""
+        return self.meshes / f"{name}_hand{hand}.{fmt}"
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the folder, as written in a report's links."""

@@ -73,6 +73,17 @@ def write_report(folder: RunFolder, evaluation, cfg, train_summary: dict) -> Pat
         f"![PCK]({folder.relative(folder.pck)})",
         "",
     ]
+    if evaluation.overlays or evaluation.contact_sheet:
+        text += [
+            "Each panel shows a test image with the predicted mesh shaded in orange, the same "
+            "image with the ground-truth mesh in green, and both meshes seen from above (the "
+            "camera at the bottom, depth growing upwards, a 5 cm bar), their roots joined by a "
+            "white line: a depth error shows as a vertical gap. The title gives the sample's "
+            "CS-MJE and root error.", ""]
+    if evaluation.contact_sheet is not None:
+        text += ["The worst and the median test samples by CS-MJE:", "",
+                 f"![contact sheet]({folder.relative(evaluation.contact_sheet)})", "",
+                 "The first test samples:", ""]
     text += [f"![overlay]({folder.relative(p)})" for p in evaluation.overlays]
     folder.report.write_text("\n".join(text) + "\n")
     return folder.report

@@ -382,15 +382,18 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation settings: batch size and number of overlay images written."""
+    """Evaluation settings: batch size, number of overlay panels written (the first test
+    samples) and of the worst and of the median samples on the contact sheet."""
 
     batch_size: int = 32
     overlays: int = 8
+    contact_sheet: int = 4
 
     def __post_init__(self) -> None:
         _positive(self, "batch_size")
-        if self.overlays < 0:
-            raise ValueError(f"overlays: must be >= 0, got {self.overlays}")
+        for name in ("overlays", "contact_sheet"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
 
 
 #: Display names of the real datasets.

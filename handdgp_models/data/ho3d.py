@@ -70,8 +70,9 @@ class HO3D(Dataset):
     ``joints3d`` (21, 3) metres OpenCV camera, OpenPose order, ``joints2d`` (21, 2) pixels,
     ``pose`` (48,), ``shape`` (10,), ``transl`` (3,) (MANO parameters, OpenGL frame as stored)
     and ``verts3d`` (778, 3) when a model is given; evaluation items carry ``root3d`` (3,)
-    (the only 3D annotation released) and no joints; ``box`` float32 (3,); ``index``;
-    ``name`` ``"ho3d"``; ``id`` ``"SEQ/FRAME"``.
+    (the only 3D annotation released), ``bbox`` (4,) the release's ``handBoundingBox`` and no
+    joints; ``box`` float32 (3,); ``index``; ``name`` ``"ho3d"``; ``id`` ``"SEQ/FRAME"``.
+    :meth:`annotation` gives an item without its image.
     """
 
     name = "ho3d"
@@ -112,25 +113,35 @@ class HO3D(Dataset):
             rgb = base / "rgb" / f"{frame}.jpg"
         return rgb, base / "meta" / f"{frame}.pkl"
 
-    def __getitem__(self, index: int) -> dict:
+    def _index(self, index: int) -> int:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
-        index = index % len(self)
-        rgb_path, meta_path = self._paths(index)
-        image = read_rgb(rgb_path)
+        return index % len(self)
+
+    def __getitem__(self, index: int) -> dict:
+        index = self._index(index)
+        image = read_rgb(self._paths(index)[0])
+        return {"image": image, **self.annotation(index)}
+
+    def annotation(self, index: int) -> dict:
+        """Item ``index`` without its image (what the meta file holds), as in
+        ``__getitem__``."""
+        index = self._index(index)
+        meta_path = self._paths(index)[1]
         meta = safe_load_pickle(require_file(meta_path))  # its errors name the file
         if not isinstance(meta, dict):
             raise ValueError(f"{meta_path}: expected a dict, got {type(meta).__name__}")
         K = check_intrinsics(_field(meta, "camMat", (3, 3), meta_path), meta_path)
-        sample: dict = {"image": image, "K": K, "index": int(index), "name": self.name,
-                        "id": self.ids[index]}
+        sample: dict = {"K": K, "index": int(index), "name": self.name, "id": self.ids[index]}
         if self.split == "evaluation":
             root = _field(meta, "handJoints3D", (3,), meta_path) @ OPENGL_TO_OPENCV
             sample["root3d"] = check_joints(root[None], meta_path, field="handJoints3D")[0]
-            u0, v0, u1, v1 = _field(meta, "handBoundingBox", (4,), meta_path)
+            bbox = _field(meta, "handBoundingBox", (4,), meta_path)
+            u0, v0, u1, v1 = bbox
             side = max(u1 - u0, v1 - v0) * self.box_scale
             if not side > 0:
                 raise ValueError(f"{meta_path}: handBoundingBox {[u0, v0, u1, v1]} is empty")
+            sample["bbox"] = bbox.astype(np.float32)
             sample["box"] = np.array([(u0 + u1) / 2, (v0 + v1) / 2, side], dtype=np.float32)
             return sample
         joints_ho3d = _field(meta, "handJoints3D", (NUM_KEYPOINTS, 3), meta_path)

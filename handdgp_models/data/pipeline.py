@@ -16,6 +16,15 @@ original-camera points into it, so ``project(K, R X) = H · project(K_orig, X)``
 - In-plane rotation by ``θ`` about the optical axis of the output camera: a 3D rotation
   ``Rz`` of the camera frame, which is the homography ``K Rz K⁻¹`` in pixels. It is folded
   into ``H`` and ``R``.
+- Mirroring (a sample's ``mirror``: a left hand shown to a right-hand model): the world is
+  mirrored, ``X ↦ M X`` with ``M = diag(-1, 1, 1)`` in the original camera, and the output
+  image is flipped about its vertical centre line ``u = S/2``, ``F = [[-1, 0, S], [0, 1, 0],
+  [0, 0, 1]]`` (the warp fills ``S + 1`` columns, reversed: an exact copy, no second
+  resampling). Then ``H ← F H``,
+  ``K ← F K M`` and ``R ← M R M``, so ``project(K, R (M X)) = H · project(K_orig, X)``
+  holds exactly. In the ``perspective`` and ``affine`` modes the canonical camera is symmetric
+  about its principal point ``(S/2, S/2)``, so ``K`` is unchanged; a prediction ``Y`` of the
+  mirrored world goes back as ``M Y``.
 """
 
 from __future__ import annotations
@@ -58,9 +67,20 @@ def _crop_window(center: torch.Tensor, side: float, scale: float, h: int,
     return x0, y0, x1, y1
 
 
+#: The mirror ``M = diag(-1, 1, 1)`` of camera space (x ↦ -x).
+MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+
+
+def _flip(size: int) -> torch.Tensor:
+    """The pixel map ``u ↦ S - u`` of an ``S``-wide image (its vertical centre line fixed)."""
+    return torch.tensor([[-1.0, 0.0, float(size)], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+                        dtype=torch.float64)
+
+
 def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.Tensor,
                       center: torch.Tensor, side: float, zoom: float, theta: float,
-                      pipe: InputPipeline, origin: tuple[int, int] = (0, 0)):
+                      pipe: InputPipeline, origin: tuple[int, int] = (0, 0),
+                      mirror: bool = False):
     """The one place that calls the ``dgp_ops`` geometry.
 
     Args:
@@ -70,7 +90,8 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
         side: box side (pixels); zoom: extra scale about the principal point; theta: in-plane
         rotation (radians) about the output optical axis; pipe: the pipeline (output size,
         canonical focal, settings); origin: original-pixel position ``(x0, y0)`` of
-        ``image``'s top-left pixel (a crop of the original image).
+        ``image``'s top-left pixel (a crop of the original image); mirror: show the mirrored
+        world (see the module docstring).
 
     Returns:
         ``(image (3, S, S) float32 in [0, 1], mask (S, S) or None, H, K_out, R)`` with
@@ -87,20 +108,29 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
     K1 = _zoom(zoom, float(K0[0, 2]), float(K0[1, 2])) @ K0
     Rz = _rot_z(theta)
     H = K1 @ Rz @ torch.linalg.inv(K0) @ H0
-    H = H / H[2, 2]
     R = Rz @ R0
+    H = H / H[2, 2]
     shift = torch.tensor([[1.0, 0.0, origin[0]], [0.0, 1.0, origin[1]], [0.0, 0.0, 1.0]],
                          dtype=torch.float64)
     H_src = (H @ shift)[None]  # maps the pixels of ``image`` (a crop) to the output
     # uint8 in, uint8 out (rounded as OpenCV does); only the small output becomes float. The
     # registered op is called directly: H is built here from checked inputs, so the public
     # function's value checks (a determinant per call) would only repeat what is known.
+    # A mirrored view is warped unmirrored into S + 1 columns, whose reversal is exactly the
+    # flip u -> S - u (a copy, no second resampling).
+    width = S + 1 if mirror else S
     warp = torch.ops.dgp_ops.warp_perspective
-    out = warp(image[None], H_src, S, S, "bilinear", cfg.padding_mode)[0].float() / 255.0
+    out = warp(image[None], H_src, S, width, "bilinear", cfg.padding_mode)[0]
     out_mask = None
     if mask is not None:
-        out_mask = warp(mask[None, None], H_src, S, S, "nearest", "zeros")[0, 0]
-    return out, out_mask, H, K1, R
+        out_mask = warp(mask[None, None], H_src, S, width, "nearest", "zeros")[0, 0]
+    if mirror:
+        F = _flip(S)
+        H, K1, R = F @ H, F @ K1 @ MIRROR, MIRROR @ R @ MIRROR
+        H = H / H[2, 2]
+        out = out.flip(-1)[..., :S]
+        out_mask = None if out_mask is None else out_mask.flip(-1)[..., :S]
+    return out.float() / 255.0, out_mask, H, K1, R
 
 
 def _as_tensor(sample: dict, key: str, shape: tuple[int | None, ...] | None) -> torch.Tensor:
@@ -140,7 +170,9 @@ class InputPipeline:
     ``joints3d_orig`` (K, 3) original camera, ``root`` (3,) = ``joints3d[root_index]`` (or the
     rotated ``root3d`` of samples without joints), ``mask`` (S, S) uint8; ``eval_joints3d``
     (a benchmark's own joints, original camera), ``index`` and ``name`` pass through. All
-    floats are float32.
+    floats are float32. A sample with ``mirror`` True is shown mirrored (x ↦ -x in the
+    original camera; see the module docstring): its 3D points are mirrored too, so a left
+    hand becomes a right hand and every relation above still holds.
 
     With ``two_views`` (training only) the result is ``{"view1": ..., "view2": ..., "T12":
     (3, 3), "R12": (3, 3)}``: ``T12`` maps view-1 output pixels to view-2 output pixels and
@@ -213,8 +245,10 @@ class InputPipeline:
         mask = None
         if mask_np is not None:
             mask = torch.from_numpy(np.ascontiguousarray(mask_np, dtype=np.uint8))
+        mirror = bool(sample.get("mirror", False))
         out_img, out_mask, H, K_out, R = _rectify_and_warp(
-            img, mask, K, center, side * factor, zoom, theta, self, (x0, y0))
+            img, mask, K, center, side * factor, zoom, theta, self, (x0, y0), mirror)
+        M = MIRROR if mirror else torch.eye(3, dtype=torch.float64)  # 3D points of the world
         if self.train and cfg.photometric is not None:
             out_img = photometric(out_img, cfg.photometric, generator)
         out = {"image": out_img.contiguous(), "K": K_out.float(), "R": R.float(),
@@ -225,7 +259,7 @@ class InputPipeline:
         if "joints2d" in sample:
             out["joints2d"] = _apply_h(H, _as_tensor(sample, "joints2d", (None, 2))).float()
         if "joints3d" in sample:
-            j = _as_tensor(sample, "joints3d", (None, 3))
+            j = _as_tensor(sample, "joints3d", (None, 3)) @ M
             if "joints2d" in out and len(out["joints2d"]) != len(j):
                 raise ValueError(f"sample: {len(out['joints2d'])} joints2d but {len(j)} joints3d")
             if not 0 <= self.root_index < len(j):
@@ -235,11 +269,11 @@ class InputPipeline:
             out["joints3d"] = (j @ R.T).float()
             out["root"] = out["joints3d"][self.root_index].clone()
         elif "root3d" in sample:
-            out["root"] = (R @ _as_tensor(sample, "root3d", (3,))).float()
+            out["root"] = (R @ M @ _as_tensor(sample, "root3d", (3,))).float()
         if "verts3d" in sample:
-            out["verts3d"] = (_as_tensor(sample, "verts3d", None) @ R.T).float()
+            out["verts3d"] = (_as_tensor(sample, "verts3d", None) @ M @ R.T).float()
         if "eval_joints3d" in sample:
-            out["eval_joints3d"] = _as_tensor(sample, "eval_joints3d", (None, 3)).float()
+            out["eval_joints3d"] = (_as_tensor(sample, "eval_joints3d", (None, 3)) @ M).float()
         for key in ("index", "name"):
             if key in sample:
                 out[key] = sample[key]

@@ -30,6 +30,11 @@ def test_main_writes_report(run_dir):
     report = (run_dir / "report.md").read_text()
     assert "CS-MJE" in report and "mean training translation" in report
     assert list((run_dir / "overlays").glob("*.png"))
+    assert "![contact sheet](contact_sheet.png)" in report
+    sheet = cv2.imread(str(run_dir / "contact_sheet.png"))
+    panel = cv2.imread(str(next((run_dir / "overlays").glob("*.png"))))
+    assert panel.shape[1] == 3 * panel.shape[0] - 3 * 24  # prediction, ground truth, top view
+    assert sheet.shape[1] > 2 * panel.shape[1]  # the worst and the median samples
 
 
 def test_eval_subcommand(run_dir, tmp_path):
@@ -50,15 +55,17 @@ def test_predict_subcommand(run_dir, tmp_path):
                "--image", str(tmp_path / "in.png"), "--intrinsics", str(tmp_path / "K.json"),
                "--box", "80,60,90", "--out", str(tmp_path / "p")])
     assert rc == 0
-    pred = json.loads((tmp_path / "p" / "prediction.json").read_text())
-    assert np.asarray(pred["joints"]).shape == (21, 3)
-    assert np.asarray(pred["vertices"]).shape == (778, 3)
-    assert (tmp_path / "p" / "overlay.png").is_file()
+    pred = json.loads((tmp_path / "p" / "predictions" / "in.json").read_text())
+    (hand,) = pred["hands"]
+    assert np.asarray(hand["joints"]).shape == (21, 3)
+    assert np.asarray(hand["vertices"]).shape == (778, 3)
+    assert hand["box"] == [35, 15, 125, 105] and hand["right"] is True
+    assert (tmp_path / "p" / "overlays" / "in.png").is_file()
     # default intrinsics and box
     rc = main(["predict", "--checkpoint", str(run_dir / "checkpoint.pt"),
                "--image", str(tmp_path / "in.png"), "--out", str(tmp_path / "q")])
     assert rc == 0
-    K = json.loads((tmp_path / "q" / "prediction.json").read_text())["K"]
+    K = json.loads((tmp_path / "q" / "predictions" / "in.json").read_text())["camera"]["K"]
     assert K[0][0] == 160 and K[0][2] == pytest.approx(79.5)
 
 
@@ -67,7 +74,7 @@ def test_errors(tmp_path, capsys):
     assert "neither" in capsys.readouterr().err
     assert main(["predict", "--checkpoint", "x.pt", "--image", str(tmp_path / "none.png"),
                  "--out", str(tmp_path)]) == 2
-    assert "--image" in capsys.readouterr().err
+    assert "--input" in capsys.readouterr().err
 
 
 def test_module_entry_point_help():

@@ -76,16 +76,23 @@ def test_package_in_a_fresh_process_equals_eager(trained, tmp_path):
             assert a.shape == b.shape, name
             tol = 1e-3 if name == "kp2d" else ATOL_M  # kp2d in pixels
             torch.testing.assert_close(a, b, rtol=1e-4, atol=tol, msg=name)
-    # predict from the package gives what predict from the checkpoint gives
+    # predict from the package gives what predict from the checkpoint gives: a right and a
+    # left hand in one batch
     image = (np.random.default_rng(0).random((90, 120, 3)) * 255).astype(np.uint8)
-    cv2.imwrite(str(tmp_path / "im.png"), image)
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "im.png"), image)
+    (tmp_path / "boxes.json").write_text(json.dumps({"im.png": [
+        {"box": [10, 10, 60, 70], "right": True}, {"box": [55, 20, 110, 80], "right": False}]}))
     for source, out in (("--package", tmp_path / "model.pt2"), ("--checkpoint", ckpt)):
-        assert main(["predict", source, str(out), "--image", str(tmp_path / "im.png"),
-                     "--out", str(tmp_path / source[2:])]) == 0
-    a, b = (json.loads((tmp_path / d / "prediction.json").read_text())
+        assert main(["predict", source, str(out), "--input", str(tmp_path / "in"), "--boxes",
+                     str(tmp_path / "boxes.json"), "--out", str(tmp_path / source[2:]),
+                     "--quiet"]) == 0
+    a, b = (json.loads((tmp_path / d / "predictions" / "im.json").read_text())
             for d in ("package", "checkpoint"))
-    np.testing.assert_allclose(a["vertices"], b["vertices"], atol=ATOL_M)
-    assert (tmp_path / "package" / "overlay.png").is_file()
+    assert [h["right"] for h in a["hands"]] == [True, False]
+    for ha, hb in zip(a["hands"], b["hands"], strict=True):
+        np.testing.assert_allclose(ha["vertices"], hb["vertices"], atol=ATOL_M)
+    assert (tmp_path / "package" / "overlays" / "im.png").is_file()
 
 
 def test_export_keeps_the_batch_dynamic(trained):

@@ -81,7 +81,7 @@ def _predict(files, tmp_path, **opts):
                                  "1e39,30,20", "40;30;20"])
 def test_bad_box(files, tmp_path, capsys, box):
     _user_error(capsys, _predict(files, tmp_path, box=box), "--box")
-    assert not (tmp_path / "out" / "prediction.json").exists()
+    assert not (tmp_path / "out").exists()
 
 
 _BAD_K = {
@@ -118,7 +118,7 @@ def test_bad_intrinsics(files, tmp_path, capsys, case):
 @pytest.mark.parametrize("image", ["missing.png", "truncated.jpg", "garbage.png", "empty.jpg",
                                    "."])
 def test_bad_image(files, tmp_path, capsys, image):
-    _user_error(capsys, _predict(files, tmp_path, image=files / image), "--image")
+    _user_error(capsys, _predict(files, tmp_path, image=files / image), "--input")
 
 
 @pytest.mark.parametrize("ckpt", ["missing.pt", "empty.pt", "garbage.pt", "truncated.pt",
@@ -140,7 +140,7 @@ def test_bad_checkpoint(files, tmp_path, capsys, ckpt, command):
 @pytest.mark.parametrize("argv, names", [
     ([], ["command"]),
     (["frobnicate"], ["frobnicate"]),
-    (["predict"], ["--checkpoint"]),
+    (["predict"], ["--checkpoint", "--input", "--out"]),
     (["predict", "--checkpoint", "x.pt", "--image", "y.png", "--out"], ["--out"]),
     (["train", "--out", "o", "--no-such-option"], ["--no-such-option"]),
     (["train", "--config", "nope", "--out", "o"], ["nope"]),

@@ -163,3 +163,68 @@ def test_data_check(tree, tmp_path, capsys, dataset):
                  "--subset"]) == 1
     out = capsys.readouterr().out
     assert victim.name in out and "NOT OK" in out
+
+
+def _outside_by_rectification(K, points2d, focal, size=224):
+    """Fraction of each sample's points outside the affine crop, by dgp_ops' own map."""
+    import torch
+
+    from dgp_ops.rectify import rectification, transform_points2d
+
+    K = torch.as_tensor(np.asarray(K), dtype=torch.float64)
+    n = len(K)
+    rect = rectification(K, torch.zeros(n, 2, dtype=torch.float64),
+                         torch.ones(n, dtype=torch.float64), focal=focal, out_size=size,
+                         mode="affine")
+    uv = transform_points2d(rect.H, torch.as_tensor(np.asarray(points2d), dtype=torch.float64))
+    inside = ((uv >= -0.5) & (uv <= size - 0.5)).all(-1)
+    return 1.0 - inside.double().mean(-1).numpy()
+
+
+def _coverage_row(out: str, split: str) -> list[str]:
+    section = out[out.index("affine window"):]
+    return next(line.split() for line in section.splitlines() if line.startswith(split + " "))
+
+
+def test_data_check_reports_the_affine_window_coverage(tree, capsys):
+    import pickle
+
+    from handdgp_models.data.coverage import box_fraction_outside
+
+    assert main(["data", "check", "--dataset", "freihand", "--data-root",
+                 str(tree["freihand"]), "--quiet", "--subset"]) == 0
+    out = capsys.readouterr().out
+    assert "f_c = 1000 px" in out and "freihand-perspective" in out
+    for split, versions in (("training", 4), ("evaluation", 1)):
+        K = np.array(json.loads((tree["freihand"] / f"{split}_K.json").read_text()))
+        xyz = np.array(json.loads((tree["freihand"] / f"{split}_xyz.json").read_text()))
+        uv = np.einsum("nij,nkj->nki", K, xyz)
+        frac = _outside_by_rectification(K, uv[..., :2] / uv[..., 2:], 1000.0)
+        assert _coverage_row(out, split) == [split, str(3 * versions),
+                                             str(int((frac > 0).sum()) * versions),
+                                             f"{frac.mean():.3f}", "keypoints"]
+    assert main(["data", "check", "--dataset", "ho3d", "--data-root", str(tree["ho3d"]),
+                 "--quiet", "--subset"]) == 0
+    out = capsys.readouterr().out
+    assert "f_c = 500 px" in out
+    metas = [pickle.loads(p.read_bytes()) for p in
+             sorted((tree["ho3d"] / "train" / "SM1" / "meta").glob("*.pkl"))]
+    K = np.stack([m["camMat"] for m in metas])
+    joints = np.stack([m["handJoints3D"] for m in metas]) * np.array([1.0, -1.0, -1.0])
+    uv = np.einsum("nij,nkj->nki", K, joints)
+    frac = _outside_by_rectification(K, uv[..., :2] / uv[..., 2:], 500.0)
+    assert _coverage_row(out, "train")[1:] == ["3", str(int((frac > 0).sum())),
+                                               f"{frac.mean():.3f}", "keypoints"]
+    assert _coverage_row(out, "evaluation")[-2:] == ["box", "area"]
+    # the box area outside, against points drawn uniformly in each box
+    metas = [pickle.loads(p.read_bytes()) for p in
+             sorted((tree["ho3d"] / "evaluation" / "SM2" / "meta").glob("*.pkl"))]
+    K = np.stack([m["camMat"] for m in metas])
+    boxes = np.stack([m["handBoundingBox"] for m in metas])
+    boxes[:, :2] -= 150  # push the boxes partly out of the window
+    rng = np.random.default_rng(0)
+    pts = boxes[:, None, :2] + rng.random((len(boxes), 20000, 2)) * (boxes[:, None, 2:]
+                                                                      - boxes[:, None, :2])
+    np.testing.assert_allclose(box_fraction_outside(K, boxes, 500.0, 224),
+                               _outside_by_rectification(K, pts, 500.0), atol=0.01)
+    assert box_fraction_outside(K, boxes, 500.0, 224).max() > 0.05

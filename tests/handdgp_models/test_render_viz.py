@@ -84,3 +84,69 @@ def test_preview_of_a_dataset_root_uses_the_loader(tmp_path, monkeypatch):
     assert cv2.imread(str(path)).shape == (32, 64, 3)
     with pytest.raises(ValueError, match="dataset"):
         preview(tmp_path / "g.png", num=1, root="r", dataset="other")
+
+
+def _quad(z: float = 0.5, x: float = 0.0):
+    """A square facing the camera, 4 cm wide, outward (towards the camera) wound."""
+    v = np.array([[-0.02, -0.02, z], [0.02, -0.02, z], [0.02, 0.02, z], [-0.02, 0.02, z]])
+    v[:, 0] += x
+    return v, np.array([[0, 2, 1], [0, 3, 2]])
+
+
+def test_shaded_meshes_cover_their_silhouette_only():
+    from handdgp_models.data.render import project
+    from handdgp_models.viz import shade_meshes
+
+    K = np.array([[100.0, 0, 31.5], [0, 100.0, 31.5], [0, 0, 1]])
+    img = np.full((64, 64, 3), 10, np.uint8)
+    v, f = _quad()
+    out = shade_meshes(img, K, [(v, f, (1.0, 0.5, 0.2))], alpha=1.0)
+    uv = project(v, K)
+    lo, hi = np.ceil(uv.min(0)).astype(int), np.floor(uv.max(0)).astype(int)
+    inside = out[lo[1] + 1:hi[1], lo[0] + 1:hi[0]]
+    assert (inside[..., 0] > inside[..., 2]).all() and inside.min() > 10  # lit, orange
+    outside = np.ones((64, 64), bool)
+    outside[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1] = False
+    assert (out[outside] == 10).all() and (img == 10).all()
+    # a nearer mesh hides a farther one; a mesh with NaN vertices is skipped
+    near = _quad(0.4)
+    both = shade_meshes(img, K, [(v, f, (0.0, 0.0, 1.0)), (near[0], f, (1.0, 0.0, 0.0)),
+                                 (v * np.nan, f, (0.0, 1.0, 0.0))], alpha=1.0)
+    assert both[31, 31, 0] > 150 and both[31, 31, 1:].max() < 30  # red (a faint highlight)
+
+
+def test_top_view_shows_depth_vertically():
+    from handdgp_models.viz import top_view
+
+    # squares lying flat (in the x-z plane), seen face-on from above
+    f = np.array([[0, 1, 2], [0, 2, 3]])
+    v = np.array([[-0.02, 0, 0.48], [0.02, 0, 0.48], [0.02, 0, 0.52], [-0.02, 0, 0.52]])
+    far = v + [0, 0, 0.2]
+    img = top_view([(v, f, (1.0, 0.0, 0.0)), (far, f, (0.0, 1.0, 0.0))], size=128)
+    red = np.argwhere((img[..., 0] > 100) & (img[..., 1] < 60))
+    green = np.argwhere((img[..., 1] > 100) & (img[..., 0] < 60))
+    assert len(red) and len(green)
+    assert green[:, 0].mean() < red[:, 0].mean() - 20  # farther: higher in the top view
+
+
+def test_comparison_panel_and_contact_sheet():
+    from handdgp_models.viz import GT_COLOR, comparison_panel, contact_sheet
+
+    K = np.array([[100.0, 0, 31.5], [0, 100.0, 23.5], [0, 0, 1]])
+    image = np.full((48, 64, 3), 90, np.uint8)
+    v, f = _quad()
+    joints = np.concatenate([v.mean(0, keepdims=True), v[:1]])
+    bones = ((0, 1),)
+    panel = comparison_panel(image, K, (v, joints), (v + [0.01, 0, 0.05], joints), f, bones,
+                             title="x", tile=96)
+    assert panel.shape == (96 + 24, 3 * 96, 3)
+    gt_tile = panel[24:, 96:192]
+    green = np.array(GT_COLOR) * 255
+    assert (np.abs(gt_tile.astype(float) - green).sum(-1) < 120).any()  # the ground truth
+    alone = comparison_panel(image, K, (v, joints), None, f, bones, tile=96)
+    assert alone.shape == (120, 96, 3)
+    sheet = contact_sheet({"worst": [panel, panel], "median": [panel], "none": []})
+    assert sheet.shape[1] == 2 * (panel.shape[1] + 8)
+    assert sheet.shape[0] == 32 + 2 * (panel.shape[0] + 8)
+    with pytest.raises(ValueError, match="groups"):
+        contact_sheet({})

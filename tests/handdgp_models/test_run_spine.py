@@ -179,7 +179,8 @@ def test_no_function_is_longer_than_80_lines():
 
 
 RUN_FILES = ("config.json", "log.jsonl", "checkpoint.pt", "pred.json", "metrics.json",
-             "metrics.md", "pck.png", "report.md", "prediction.json", "overlay.png", "test_")
+             "metrics.md", "pck.png", "report.md", "contact_sheet.png", "predictions", "meshes",
+             "overlay.mp4", "summary.json", "test_")
 
 
 def test_the_run_folder_is_named_in_one_module():
