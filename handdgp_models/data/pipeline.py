@@ -166,14 +166,16 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
     shift = torch.tensor([[1.0, 0.0, origin[0]], [0.0, 1.0, origin[1]], [0.0, 0.0, 1.0]],
                          dtype=torch.float64)
     H_src = (H @ shift)[None]  # maps the pixels of ``image`` (a crop) to the output
-    # uint8 in, uint8 out (rounded as OpenCV does); only the small output becomes float. The
-    # registered op is called directly: H is built here from checked inputs, so the public
-    # function's value checks (a determinant per call) would only repeat what is known.
-    warp = torch.ops.dgp_ops.warp_perspective
-    out = warp(image[None], H_src, S, S, "bilinear", cfg.padding_mode)[0].float() / 255.0
+    # uint8 in, uint8 out (rounded as OpenCV does); only the small output becomes float. H is
+    # built here from checked inputs, so the warp's value checks (a determinant per call) are off.
+    from dgp_ops import warp_perspective
+
+    out = warp_perspective(image[None], H_src, (S, S), "bilinear", cfg.padding_mode,
+                           check_values=False)[0].float() / 255.0
     out_mask = None
     if mask is not None:
-        out_mask = warp(mask[None, None], H_src, S, S, "nearest", "zeros")[0, 0]
+        out_mask = warp_perspective(mask[None, None], H_src, (S, S), "nearest", "zeros",
+                                    check_values=False)[0, 0]
     return out, out_mask, H, K1, R
 
 
