@@ -29,9 +29,10 @@ print(library_paths()[0], int(torch._C._GLIBCXX_USE_CXX11_ABI),
 PY
 )
 # -ffp-contract=off: host code rounds every operation, as the CUDA code written with the
-# *_rn helpers of csrc/common/host_device.h does.
+# *_rn helpers of csrc/common/host_device.h does. -g1: line tables for the sanitizer reports
+# (full debug information doubles the compile time).
 # shellcheck disable=SC2206
-FLAGS=(-std=c++20 -O1 -g -fPIC -fvisibility=hidden -fvisibility-inlines-hidden
+FLAGS=(-std=c++20 -O1 -g1 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden
        -fno-omit-frame-pointer -ffp-contract=off -Wall -Werror
        -fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=all
        -DDGP_CUDA_EMU -D_GLIBCXX_USE_CXX11_ABI=$ABI $TORCH_INC)
