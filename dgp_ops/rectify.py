@@ -304,7 +304,9 @@ def rectification(
         return Rectification(A, A @ K, eye.clone())
     f = _focal_tensor(focal, B, K, check_values)
     Kc = _intrinsics(f, out_size / 2.0, out_size / 2.0)
-    Kinv = torch.linalg.inv(K)
+    # inv_ex: no error check, which would read the status back from a GPU (K's values are
+    # checked above, without synchronising).
+    Kinv = torch.linalg.inv_ex(K).inverse
     if mode == "affine":
         return Rectification(Kc @ Kinv, Kc, eye.clone())
     ones = torch.ones_like(center[:, :1])

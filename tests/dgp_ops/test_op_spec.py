@@ -153,7 +153,7 @@ def test_cuda_sources_read_nothing_on_the_host():
 
 # ATen ops whose CUDA kernels synchronise with the host.
 SYNCING = {"_local_scalar_dense", "item", "nonzero", "is_nonzero", "equal", "masked_select",
-           "unique", "_unique2", "repeat_interleave", "nonzero_static", "allclose"}
+           "unique", "_unique2", "repeat_interleave", "allclose", "_linalg_check_errors"}
 
 
 class SyncDetector(TorchDispatchMode):
