@@ -97,6 +97,19 @@ def invertible(A: torch.Tensor) -> torch.Tensor:
         return finite & (scale[:, 0] > 0) & (det.abs() > MIN_REL_DET)
 
 
+def check_value(cond, message: Callable[[], str]) -> None:
+    """``torch._check_value``, with a fast return for a plain ``True`` (the eager path; a
+    symbolic condition of a fake kernel goes to torch)."""
+    if cond is not True:
+        torch._check_value(cond, message)
+
+
+def check_type(cond, message: Callable[[], str]) -> None:
+    """``torch._check_type``, with the same fast return."""
+    if cond is not True:
+        torch._check_type(cond, message)
+
+
 def check_tensor(op: str, name: str, x: object) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{op}: {name} must be a tensor, got {type(x).__name__}")
@@ -123,19 +136,19 @@ def check_shape(op: str, name: str, t: torch.Tensor, sizes: Sequence[int | None]
         s is None or t.shape[i] == s for i, s in enumerate(sizes)
     )
     expected = ", ".join("?" if s is None else str(s) for s in sizes)
-    torch._check_value(
+    check_value(
         ok, lambda: f"{op}: {name} must have shape {spelled} = ({expected}), got {list(t.shape)}"
     )
 
 
 def check_floating(op: str, name: str, t: torch.Tensor) -> None:
-    torch._check_type(
+    check_type(
         t.dtype in FLOAT_DTYPES, lambda: f"{op}: {name} must be float32 or float64, got {t.dtype}"
     )
 
 
 def check_device(op: str, name: str, t: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
-    torch._check_value(
+    check_value(
         t.device == ref.device,
         lambda: f"{op}: {name} is on {t.device} but {ref_name} is on {ref.device}",
     )
@@ -143,7 +156,7 @@ def check_device(op: str, name: str, t: torch.Tensor, ref_name: str, ref: torch.
 
 def check_like(op: str, name: str, t: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
     """Same dtype and device as the reference argument."""
-    torch._check_type(
+    check_type(
         t.dtype == ref.dtype,
         lambda: f"{op}: {name} has dtype {t.dtype} but {ref_name} has {ref.dtype}",
     )

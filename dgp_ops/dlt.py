@@ -16,6 +16,7 @@ from ._validation import (
     check_like,
     check_shape,
     check_tensor,
+    check_value,
     has_values,
     items,
     require_items,
@@ -37,13 +38,13 @@ def _check_args(op, points3d, points2d, K, weights, damping) -> tuple[int, int]:
     check_shape(op, "points3d", points3d, (None, None, 3), "(B, N, 3)")
     check_floating(op, "points3d", points3d)
     B, N = points3d.shape[0], points3d.shape[1]
-    torch._check_value(N >= 2, lambda: f"{op}: points3d must have N >= 2 points, got N = {N}")
+    check_value(N >= 2, lambda: f"{op}: points3d must have N >= 2 points, got N = {N}")
     check_shape(op, "points2d", points2d, (B, N, 2), "(B, N, 2)")
     check_shape(op, "K", K, (B, 3, 3), "(B, 3, 3)")
     check_shape(op, "weights", weights, (B, N), "(B, N)")
     for name, t in (("points2d", points2d), ("K", K), ("weights", weights)):
         check_like(op, name, t, "points3d", points3d)
-    torch._check_value(
+    check_value(
         math.isfinite(damping) and damping >= 0.0,
         lambda: f"{op}: damping must be finite and >= 0, got {damping:g}",
     )
@@ -64,7 +65,7 @@ def _bwd_fake(grad_t, points3d, points2d, K, weights, saved, damping=0.0):
     B, _ = _check_args(_BWD, points3d, points2d, K, weights, damping)
     check_shape(_BWD, "grad_t", grad_t, (B, 3), "(B, 3)")
     check_like(_BWD, "grad_t", grad_t, "points3d", points3d)
-    torch._check_value(
+    check_value(
         saved.dtype == torch.float64 and saved.dim() == 2 and saved.shape[0] == B
         and saved.shape[1] == SAVED_PER_ITEM,
         lambda: f"{_BWD}: saved must be the (B, {SAVED_PER_ITEM}) float64 tensor returned by "

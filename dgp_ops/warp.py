@@ -24,6 +24,8 @@ from ._validation import (
     check_like,
     check_shape,
     check_tensor,
+    check_type,
+    check_value,
     has_values,
     invertible,
     items,
@@ -43,7 +45,7 @@ def _check_image_and_h(op: str, image, H, allow_uint8: bool) -> None:
     check_shape(op, "image", image, (None, None, None, None), "(B, C, H, W)")
     is_u8 = image.dtype == torch.uint8
     if allow_uint8:
-        torch._check_type(
+        check_type(
             is_u8 or image.dtype in (torch.float32, torch.float64),
             lambda: f"{op}: image must be uint8, float32 or float64, got {image.dtype}",
         )
@@ -55,34 +57,34 @@ def _check_image_and_h(op: str, image, H, allow_uint8: bool) -> None:
         check_device(op, "H", H, "image", image)
     else:
         check_like(op, "H", H, "image", image)
-    torch._check_value(
+    check_value(
         image.shape[2] > 0 and image.shape[3] > 0,
         lambda: f"{op}: image height and width must be positive, got {list(image.shape)}",
     )
     C, h, w = image.shape[1], image.shape[2], image.shape[3]
     # One item is addressed with int32 offsets (plus a one-pixel margin of the bilinear taps).
-    torch._check_value(
+    check_value(
         C * h * w < MAX_INT32_ELEMENTS - 2 * (w + 1) * C,
         lambda: f"{op}: one image must have fewer than 2^31 elements, got {list(image.shape)}",
     )
 
 
 def _check_out_size(op: str, out_h: int, out_w: int) -> None:
-    torch._check_value(
+    check_value(
         out_h > 0 and out_w > 0,
         lambda: f"{op}: out_h and out_w must be positive, got ({out_h}, {out_w})",
     )
-    torch._check_value(
+    check_value(
         out_h * out_w < MAX_INT32_ELEMENTS,
         lambda: f"{op}: out_h * out_w must be below 2^31, got ({out_h}, {out_w})",
     )
 
 
 def _check_modes(op: str, mode: str, padding_mode: str) -> None:
-    torch._check_value(
+    check_value(
         mode in MODES, lambda: f"{op}: mode must be 'bilinear' or 'nearest', got '{mode}'"
     )
-    torch._check_value(
+    check_value(
         padding_mode in PADDING_MODES,
         lambda: f"{op}: padding_mode must be 'zeros', 'border' or 'reflection', got "
         f"'{padding_mode}'",
