@@ -141,10 +141,13 @@ for m in "${MUTANTS[@]}"; do
     -x -k "$filter" >"$dir/tests.log" 2>&1
   mrc=$?
   set -e
-  found=$(cat "$dir/tests.log" "$dir"/reports/* 2>/dev/null \
-    | grep -m1 -oE ".{0,100}($evidence).{0,60}" || true)
+  found=$(cat "$dir/tests.log" "$dir"/reports/* 2>/dev/null | grep -m1 -E "$evidence" \
+    | sed -E 's/^E? *//' | cut -c1-240 || true)
+  # Where a sanitizer stopped it: the innermost frame of its report.
+  frame=$(grep -m1 -hE '^ +#0 ' "$dir"/reports/* 2>/dev/null \
+    | sed -E 's|.* in (void )?([^(]+)\(.*/([^ /]+:[0-9]+)$| in \2 (\3)|' || true)
   if [ "$mrc" -ne 0 ] && [ "$mrc" -ne 5 ] && [ -n "$found" ]; then
-    echo "[emu] self-test: planted $what: caught: $found"
+    echo "[emu] self-test: planted $what: caught: $found$frame"
   else
     echo "[emu] self-test: planted $what: NOT caught (pytest exit $mrc, see $dir/tests.log)"
     caught_all=0
