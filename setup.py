@@ -1,8 +1,10 @@
 """Build the dgp_ops._C extension.
 
 CPU kernels are always built. CUDA kernels are built when a CUDA device is visible or when
-``FORCE_CUDA=1`` (so a machine without a GPU can still compile and link them); target
-architectures come from ``TORCH_CUDA_ARCH_LIST`` as usual for torch extensions.
+``FORCE_CUDA=1`` (so a machine without a GPU can still compile and link them). Target
+architectures come from ``TORCH_CUDA_ARCH_LIST`` as usual for torch extensions; without it, the
+visible GPUs', or with no GPU visible every architecture the toolkit supports
+(:func:`default_arch_list`).
 
 Builds are incremental (``python setup.py build_ext --inplace``: ninja recompiles the sources
 whose files or included headers changed); a change of torch version, of CUDA on/off, of the
@@ -13,8 +15,10 @@ packages without building the extension (``scripts/setup_env.sh`` then builds it
 import glob
 import json
 import os
+import re
 import shutil
 import site
+import subprocess
 import sys
 
 from setuptools import setup
@@ -38,10 +42,38 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 
 def _want_cuda() -> bool:
     if os.environ.get("FORCE_CUDA", "0") == "1":
-        if CUDA_HOME is None:
-            sys.exit("FORCE_CUDA=1 but no CUDA toolkit was found: set CUDA_HOME to its root.")
+        if CUDA_HOME is None or not os.path.exists(os.path.join(CUDA_HOME, "bin", "nvcc")):
+            sys.exit("FORCE_CUDA=1 but no CUDA toolkit was found (no bin/nvcc under "
+                     f"{CUDA_HOME}): set CUDA_HOME to its root.")
         return True
     return torch.cuda.is_available() and CUDA_HOME is not None
+
+
+def default_arch_list(nvcc_arches: str) -> str:
+    """``TORCH_CUDA_ARCH_LIST`` for a CUDA build without a visible GPU, from the output of
+    ``nvcc --list-gpu-arch``: for every major compute capability the toolkit supports, code for
+    its lowest minor version (which runs on every later minor version of that major), and PTX
+    of the newest of these, which the driver compiles for GPUs newer than the toolkit. CUDA 13:
+    ``7.5;8.0;9.0;10.0;11.0;12.0+PTX``."""
+    caps = sorted(
+        (int(m[:-1]), int(m[-1])) for m in re.findall(r"^compute_(\d+)$", nvcc_arches, re.M)
+    )
+    lowest: dict[int, int] = {}
+    for major, minor in caps:
+        lowest.setdefault(major, minor)
+    if not lowest:
+        sys.exit(f"could not read the architectures nvcc supports from {nvcc_arches!r}")
+    return ";".join(f"{major}.{minor}" for major, minor in lowest.items()) + "+PTX"
+
+
+def _set_default_arch_list() -> None:
+    if os.environ.get("TORCH_CUDA_ARCH_LIST") or torch.cuda.is_available():
+        return
+    nvcc = os.path.join(CUDA_HOME, "bin", "nvcc")
+    out = subprocess.run([nvcc, "--list-gpu-arch"], capture_output=True, text=True, check=True)
+    os.environ["TORCH_CUDA_ARCH_LIST"] = default_arch_list(out.stdout)
+    print(f"dgp_ops: no GPU visible; building for TORCH_CUDA_ARCH_LIST="
+          f"{os.environ['TORCH_CUDA_ARCH_LIST']}")
 
 
 def _wheel_cuda_includes() -> list[str]:
@@ -86,7 +118,8 @@ def _extension():
     with_cuda = _want_cuda()
     cpp = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
     cu = sorted(glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True))
-    headers = sorted(glob.glob(os.path.join("csrc", "**", "*.h"), recursive=True))
+    headers = sorted(glob.glob(os.path.join("csrc", "**", "*.h"), recursive=True)
+                     + glob.glob(os.path.join("csrc", "**", "*.cuh"), recursive=True))
     cxx_flags = ["-O3", "-fopenmp"]
     include_dirs = [os.path.join(ROOT, "csrc")]
     kwargs = dict(
@@ -96,6 +129,7 @@ def _extension():
         depends=headers,  # a changed header rebuilds (setuptools compares these with the .so)
     )
     if with_cuda:
+        _set_default_arch_list()
         nvcc_flags = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]
         return CUDAExtension(
             sources=cpp + cu,
@@ -105,7 +139,8 @@ def _extension():
     return CppExtension(sources=cpp, extra_compile_args={"cxx": cxx_flags}, **kwargs)
 
 
-setup(
-    ext_modules=[] if os.environ.get("DGP_OPS_NO_EXTENSION") == "1" else [_extension()],
-    cmdclass={"build_ext": IncrementalBuild},
-)
+if __name__ == "__main__":
+    setup(
+        ext_modules=[] if os.environ.get("DGP_OPS_NO_EXTENSION") == "1" else [_extension()],
+        cmdclass={"build_ext": IncrementalBuild},
+    )

@@ -5,7 +5,9 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "common/checks.h"
 #include "common/cpu_dispatch.h"
+#include "common/small_matrix.h"
 #include "dlt/dlt_kernel.h"
 #include "warp/warp_kernel.h"
 
@@ -62,7 +64,8 @@ extern "C" PyObject* PyInit__C(void) {
   const bool ok =
       add(m, "DLT_SAVED_PER_ITEM", PyLong_FromLong(dlt::kSaved)) &&
       add(m, "DLT_PIVOT_REL_TOL", PyFloat_FromDouble(dlt::kPivotRelTol)) &&
-      add(m, "WARP_MIN_REL_DET", PyFloat_FromDouble(warp::kMinRelDet)) &&
+      add(m, "MIN_REL_DET", PyFloat_FromDouble(dgp_ops::kMinRelDet)) &&
+      add(m, "MAX_INT32_ELEMENTS", PyLong_FromLongLong(dgp_ops::checks::kMaxInt32Elements)) &&
       add(m, "WARP_MIN_W", PyFloat_FromDouble(warp::kMinW)) &&
       add(m, "WARP_MODES", names_tuple(warp::kModeNames, warp::kNumModes)) &&
       add(m, "WARP_PADDING_MODES", names_tuple(warp::kPaddingNames, warp::kNumPaddings));
@@ -73,20 +76,42 @@ extern "C" PyObject* PyInit__C(void) {
   return m;
 }
 
+// Shapes: B items, N points, C channels. Every op checks its arguments before touching memory
+// (csrc/<family>/<family>_checks.h, mirrored by the fake kernels in dgp_ops/<family>.py), takes
+// any strides, and reads no value on the host; invalid values give defined results (below).
 TORCH_LIBRARY(dgp_ops, m) {
   // ---- weighted DLT (csrc/dlt) ----
+  // points3d (B, N, 3) root-relative points, N >= 2; points2d (B, N, 2) pixels; K (B, 3, 3)
+  // (a batch-expanded K is read in place); weights (B, N); all one float dtype and device;
+  // damping >= 0 (finite).
+  // Returns t (B, 3) in the input dtype; valid (B,) bool: false where K is not invertible, an
+  // input of the item is not finite, a weight is negative or the normal matrix is too close to
+  // singular (t = 0 and zero gradients there); saved (B, 9) float64, what the backward needs.
   m.def(
       "weighted_dlt_translation(Tensor points3d, Tensor points2d, Tensor K, Tensor weights, "
       "float damping=0.0) -> (Tensor, Tensor, Tensor)");
+  // grad_t (B, 3) = dL/dt; the forward's inputs and its `saved` (B, 9) float64.
+  // Returns dL/dpoints3d (B, N, 3), dL/dpoints2d (B, N, 2), dL/dK (B, 3, 3), dL/dweights
+  // (B, N), contiguous, all zero for invalid items.
   m.def(
       "weighted_dlt_translation_backward(Tensor grad_t, Tensor points3d, Tensor points2d, "
       "Tensor K, Tensor weights, Tensor saved, float damping=0.0) -> (Tensor, Tensor, Tensor, "
       "Tensor)");
 
   // ---- perspective warp (csrc/warp) ----
+  // image (B, C, H, W) float32/float64, or uint8 (NCHW or channels-last memory read in place);
+  // H (B, 3, 3) source pixels -> output pixels, float32/float64 (the image's dtype for a float
+  // image); out_h, out_w > 0 with out_h * out_w < 2^31; mode 'bilinear' | 'nearest';
+  // padding_mode 'zeros' | 'border' | 'reflection'.
+  // Returns (B, C, out_h, out_w) contiguous in the image's dtype; an item whose H is not
+  // invertible is all zeros.
   m.def(
       "warp_perspective(Tensor image, Tensor H, int out_h, int out_w, str mode='bilinear', "
       "str padding_mode='zeros') -> Tensor");
+  // grad_output (B, C, out_h, out_w) any strides; image (B, C, H, W) float, H (B, 3, 3) as in
+  // the forward; the two flags say which gradients to compute.
+  // Returns dL/dimage (B, C, H, W) and dL/dH (B, 3, 3), each an empty (0,) tensor when not
+  // asked for; dL/dH is zero for 'nearest' and for items whose H is not invertible.
   m.def(
       "warp_perspective_backward(Tensor grad_output, Tensor image, Tensor H, str mode, "
       "str padding_mode, bool image_requires_grad, bool H_requires_grad) -> (Tensor, Tensor)");

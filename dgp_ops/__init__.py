@@ -1,8 +1,8 @@
 """dgp_ops: fused, differentiable geometry ops for PyTorch.
 
 Importing this package loads the compiled extension ``dgp_ops._C`` which registers the ops
-under ``torch.ops.dgp_ops``; each Python module then registers fake (meta) kernels and
-autograd for its ops and exposes validated public functions.
+under ``torch.ops.dgp_ops``; each Python module then registers fake (meta) kernels for its ops
+and exposes the public functions (autograd and autocast are registered in C++).
 """
 
 import torch  # noqa: F401  (the extension links against libtorch)
@@ -14,13 +14,24 @@ except ImportError as exc:  # pragma: no cover - exercised only without a build
         "dgp_ops: the compiled extension dgp_ops._C could not be loaded "
         f"({exc}). Build it from the repository root with\n"
         "    pip install --no-build-isolation -e .\n"
-        "(or: python setup.py build_ext --inplace). Set FORCE_CUDA=1 and CUDA_HOME to also "
-        "build the CUDA kernels on a machine without a visible GPU."
+        "(or: python setup.py build_ext --inplace). To also build the CUDA kernels on a machine "
+        "without a visible GPU:\n"
+        "    FORCE_CUDA=1 CUDA_HOME=/path/to/cuda pip install --no-build-isolation -e .\n"
+        "(every architecture the toolkit supports unless TORCH_CUDA_ARCH_LIST is set)."
     ) from exc
 
 from . import dlt, rectify, reference  # noqa: E402  (needs the ops registered by _C)
+from ._validation import MIN_REL_DET, invertible  # noqa: E402
 from .dlt import solve_translation  # noqa: E402
 from .warp import warp_perspective  # noqa: E402
 
 __version__ = "0.1.0"
-__all__: list[str] = ["dlt", "rectify", "reference", "solve_translation", "warp_perspective"]
+__all__: list[str] = [
+    "MIN_REL_DET",
+    "dlt",
+    "invertible",
+    "rectify",
+    "reference",
+    "solve_translation",
+    "warp_perspective",
+]

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
 __all__ = ["solve_translation"]
 
 from . import _C
-from ._validation import check_device, check_floating, check_like, check_shape
+from ._validation import (
+    autocast_inputs,
+    check_device,
+    check_floating,
+    check_like,
+    check_shape,
+    check_tensor,
+    check_value,
+    has_values,
+    items,
+    require_items,
+    spec_applies,
+)
 
 _fwd = torch.ops.dgp_ops.weighted_dlt_translation
 _FWD = "weighted_dlt_translation"
@@ -21,27 +32,28 @@ _BWD = "weighted_dlt_translation_backward"
 SAVED_PER_ITEM: int = _C.DLT_SAVED_PER_ITEM
 
 
-def _check_forward_args(op, points3d, points2d, K, weights, damping) -> tuple[int, int]:
-    """The C++ launchers' checks (csrc/dlt/dlt_checks.h) for the fake kernels."""
+def _check_args(op, points3d, points2d, K, weights, damping) -> tuple[int, int]:
+    """The argument spec of the DLT ops (``csrc/dlt/dlt_checks.h``, same messages), for the fake
+    kernels and :func:`solve_translation`. Returns ``(B, N)``."""
     check_shape(op, "points3d", points3d, (None, None, 3), "(B, N, 3)")
     check_floating(op, "points3d", points3d)
     B, N = points3d.shape[0], points3d.shape[1]
-    torch._check_value(N >= 2, lambda: f"{op}: points3d must have N >= 2 points, got N = {N}")
+    check_value(N >= 2, lambda: f"{op}: points3d must have N >= 2 points, got N = {N}")
     check_shape(op, "points2d", points2d, (B, N, 2), "(B, N, 2)")
     check_shape(op, "K", K, (B, 3, 3), "(B, 3, 3)")
     check_shape(op, "weights", weights, (B, N), "(B, N)")
     for name, t in (("points2d", points2d), ("K", K), ("weights", weights)):
         check_like(op, name, t, "points3d", points3d)
-    torch._check_value(
+    check_value(
         math.isfinite(damping) and damping >= 0.0,
-        lambda: f"{op}: damping must be finite and >= 0, got {damping}",
+        lambda: f"{op}: damping must be finite and >= 0, got {damping:g}",
     )
     return B, N
 
 
 @torch.library.register_fake("dgp_ops::weighted_dlt_translation")
 def _fwd_fake(points3d, points2d, K, weights, damping=0.0):
-    B, _ = _check_forward_args(_FWD, points3d, points2d, K, weights, damping)
+    B, _ = _check_args(_FWD, points3d, points2d, K, weights, damping)
     t = points3d.new_empty((B, 3))
     valid = points3d.new_empty((B,), dtype=torch.bool)
     saved = points3d.new_empty((B, SAVED_PER_ITEM), dtype=torch.float64)
@@ -50,10 +62,10 @@ def _fwd_fake(points3d, points2d, K, weights, damping=0.0):
 
 @torch.library.register_fake("dgp_ops::weighted_dlt_translation_backward")
 def _bwd_fake(grad_t, points3d, points2d, K, weights, saved, damping=0.0):
-    B, _ = _check_forward_args(_BWD, points3d, points2d, K, weights, damping)
+    B, _ = _check_args(_BWD, points3d, points2d, K, weights, damping)
     check_shape(_BWD, "grad_t", grad_t, (B, 3), "(B, 3)")
     check_like(_BWD, "grad_t", grad_t, "points3d", points3d)
-    torch._check_value(
+    check_value(
         saved.dtype == torch.float64 and saved.dim() == 2 and saved.shape[0] == B
         and saved.shape[1] == SAVED_PER_ITEM,
         lambda: f"{_BWD}: saved must be the (B, {SAVED_PER_ITEM}) float64 tensor returned by "
@@ -71,14 +83,6 @@ def _bwd_fake(grad_t, points3d, points2d, K, weights, saved, damping=0.0):
 # Autograd is registered in C++ (csrc/dlt/dlt_autograd.cpp).
 
 
-def _check_tensor(name: str, x: Any) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
-    return x
-
-
 def solve_translation(
     points3d: torch.Tensor,
     points2d: torch.Tensor,
@@ -87,6 +91,7 @@ def solve_translation(
     *,
     damping: float = 0.0,
     return_valid: bool = False,
+    check_values: bool = True,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Weighted DLT solve for the translation that places root-relative 3D points on 2D points.
 
@@ -107,53 +112,48 @@ def solve_translation(
         damping: ``>= 0``; adds ``damping * trace(M) / 3 * I`` to the normal matrix ``M``
             (Tikhonov regularisation towards ``t = 0``).
         return_valid: also return the per-item validity flags.
+        check_values: reject negative weights (see Raises). Off, a negative weight makes its
+            item invalid, as it does inside compiled graphs and CUDA graph captures.
 
     Returns:
         ``t`` of shape ``(B, 3)`` in metres, same dtype as the inputs; with ``return_valid``
         also ``valid`` of shape ``(B,)`` (bool).
 
-    Degenerate items: an item is valid iff ``K`` is invertible, every input of the item is
-    finite, and every Cholesky pivot of the (damped) normal matrix exceeds ``1e-10 * trace``.
-    This fails e.g. when all weights are zero or all correspondences lie on one camera ray.
-    Invalid items return ``t = 0`` and zero gradients for all their inputs (never NaN).
+    Degenerate items: an item is valid iff ``K`` is invertible (finite, with
+    ``|det(K / max|K|)| > dgp_ops.MIN_REL_DET``), every input of the item is finite, no weight
+    is negative, and every Cholesky pivot of the (damped) normal matrix exceeds
+    ``1e-10 * trace``. This fails e.g. when all weights are zero or all correspondences lie on
+    one camera ray. Invalid items return ``t = 0`` and zero gradients for all their inputs
+    (never NaN). The same holds on every device; nothing is read back to the host.
 
     Raises:
         TypeError: non-tensor inputs, non-floating or mixed dtypes.
-        ValueError: wrong shapes, mismatched devices, ``N < 2``, negative weights, ``damping < 0``.
+        ValueError: wrong shapes, mismatched devices, ``N < 2``, ``damping < 0``; with
+            ``check_values``, negative weights (on the CPU at once; on a GPU as an asynchronous
+            device-side assertion, so that the call never waits for the device). Values are not
+            checked on meta or fake tensors, while ``torch.compile`` traces or while a CUDA
+            graph is being captured.
     """
-    _check_tensor("points3d", points3d)
-    _check_tensor("points2d", points2d)
-    _check_tensor("K", K)
-    if points3d.dim() != 3 or points3d.size(2) != 3:
-        raise ValueError(f"points3d must have shape (B, N, 3), got {tuple(points3d.shape)}")
-    B, N = points3d.shape[:2]
-    if N < 2:
-        raise ValueError(f"points3d must have N >= 2 points, got N = {N}")
-    if points2d.shape != (B, N, 2):
-        raise ValueError(f"points2d must have shape ({B}, {N}, 2), got {tuple(points2d.shape)}")
-    # rank first: comparing a (B, 3, 3) shape with (3, 3) would specialise a traced batch size
-    if K.shape[-2:] != (3, 3) or K.dim() not in (2, 3) or (K.dim() == 3 and K.shape[0] != B):
-        raise ValueError(f"K must have shape (3, 3) or ({B}, 3, 3), got {tuple(K.shape)}")
+    check_tensor(_FWD, "points3d", points3d)
+    check_tensor(_FWD, "points2d", points2d)
+    check_tensor(_FWD, "K", K)
     if weights is not None:
-        _check_tensor("weights", weights)
-        if weights.shape != (B, N):
-            raise ValueError(f"weights must have shape ({B}, {N}), got {tuple(weights.shape)}")
-    named = [("points2d", points2d), ("K", K)] + (
-        [("weights", weights)] if weights is not None else []
-    )
-    for name, x in named:
-        if x.dtype != points3d.dtype:
-            raise TypeError(f"{name} has dtype {x.dtype} but points3d has {points3d.dtype}")
-        if x.device != points3d.device:
-            raise ValueError(f"{name} is on {x.device} but points3d is on {points3d.device}")
-    if isinstance(damping, bool) or not isinstance(damping, (int, float)):
-        raise TypeError(f"damping must be a float, got {type(damping).__name__}")
-    if not damping >= 0.0:
-        raise ValueError(f"damping must be >= 0, got {damping}")
-    if weights is None:
-        weights = points3d.new_ones((B, N))
-    # The op checks the sign of the weights itself, on every device and inside compiled graphs.
-    if K.dim() == 2:
-        K = K.expand(B, 3, 3)
+        check_tensor(_FWD, "weights", weights)
+    if isinstance(damping, bool) or not isinstance(damping, int | float):
+        raise TypeError(f"{_FWD}: damping must be a float, got {type(damping).__name__}")
+    if points3d.dim() == 3:  # else the spec below names points3d
+        B, N = points3d.shape[:2]
+        if K.dim() == 2:  # by rank: comparing shapes would specialise a traced batch size
+            K = K.expand(B, 3, 3)
+        if weights is None:
+            weights = points3d.new_ones((B, N))
+        points3d, points2d, K, weights = autocast_inputs(points3d, points2d, K, weights)
+    if spec_applies():
+        _check_args(_FWD, points3d, points2d, K, weights, float(damping))
+    if check_values and has_values(weights):
+        require_items(
+            ~(weights < 0).any(dim=1),
+            lambda bad: f"{_FWD}: weights must be non-negative; they are not in {items(bad)}",
+        )
     t, valid, _ = _fwd(points3d, points2d, K, weights, float(damping))
     return (t, valid) if return_valid else t

@@ -25,10 +25,18 @@ from typing import NamedTuple
 
 import torch
 
-from ._validation import has_values
-from .warp import _MIN_REL_DET, warp_perspective
+from ._validation import (
+    MIN_REL_DET,
+    check_float_tensor,
+    has_values,
+    invertible,
+    items,
+    require_items,
+)
+from .warp import warp_perspective
 
 __all__ = [
+    "CANONICAL_FOCAL",
     "Rectification",
     "RECTIFICATION_MODES",
     "canonical_intrinsics",
@@ -41,6 +49,9 @@ __all__ = [
 ]
 
 RECTIFICATION_MODES = ("perspective", "affine", "crop")
+
+# Default focal length of the canonical camera, in pixels (HandDGP's FreiHAND setting).
+CANONICAL_FOCAL: float = 1000.0
 
 
 class Rectification(NamedTuple):
@@ -57,75 +68,64 @@ class Rectification(NamedTuple):
     R: torch.Tensor
 
 
-def _check_float(name: str, x: object) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
-    return x
-
-
 def _check_box(
-    K: torch.Tensor, center: torch.Tensor, side: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    _check_float("K", K)
-    _check_float("center", center)
-    _check_float("side", side)
+    where: str, K: torch.Tensor, center: torch.Tensor, side: torch.Tensor, check_values: bool
+) -> None:
+    check_float_tensor(where, "K", K)
+    check_float_tensor(where, "center", center)
+    check_float_tensor(where, "side", side)
     if K.dim() != 3 or K.shape[1:] != (3, 3):
-        raise ValueError(f"K must be (B, 3, 3), got shape {tuple(K.shape)}")
+        raise ValueError(f"{where}: K must be (B, 3, 3), got shape {tuple(K.shape)}")
     B = K.shape[0]
     if center.shape != (B, 2):
-        raise ValueError(f"center must be (B, 2) with B = {B}, got shape {tuple(center.shape)}")
+        raise ValueError(
+            f"{where}: center must be (B, 2) with B = {B}, got shape {tuple(center.shape)}"
+        )
     if side.shape != (B,):
-        raise ValueError(f"side must be (B,) with B = {B}, got shape {tuple(side.shape)}")
+        raise ValueError(f"{where}: side must be (B,) with B = {B}, got shape {tuple(side.shape)}")
     for name, t in (("center", center), ("side", side)):
         if t.dtype != K.dtype:
-            raise TypeError(f"{name} must have the dtype of K ({K.dtype}), got {t.dtype}")
+            raise TypeError(f"{where}: {name} must have the dtype of K ({K.dtype}), got {t.dtype}")
         if t.device != K.device:
-            raise ValueError(f"{name} is on {t.device} but K is on {K.device}")
-    if has_values(K, center, side):
-        _check_box_values(K, center, side)
-    return K, center, side
+            raise ValueError(f"{where}: {name} is on {t.device} but K is on {K.device}")
+    if check_values and has_values(K, center, side):
+        _check_box_values(where, K, center, side)
 
 
-def _bad_items(ok: torch.Tensor) -> list[int]:
-    return torch.nonzero(~ok).flatten().tolist()
-
-
-def _check_box_values(K: torch.Tensor, center: torch.Tensor, side: torch.Tensor) -> None:
-    """Raise ValueError naming the argument for values the geometry cannot use."""
+def _check_box_values(where: str, K: torch.Tensor, center: torch.Tensor,
+                      side: torch.Tensor) -> None:
+    """Raise ValueError naming the argument for values the geometry cannot use (without
+    synchronising: see :func:`dgp_ops._validation.require_items`)."""
     with torch.no_grad():
-        finite = torch.isfinite(K).flatten(1).all(dim=1)
-        if not bool(finite.all()):
-            raise ValueError(f"K has non-finite entries (NaN or Inf) in batch items "
-                             f"{_bad_items(finite)}")
-        Kd = K.double()
-        scale = Kd.abs().flatten(1).amax(dim=1).clamp_min(torch.finfo(torch.float64).tiny)
-        det = torch.linalg.det(Kd / scale[:, None, None])
-        invertible = det.abs() > _MIN_REL_DET
-        if not bool(invertible.all()):
-            raise ValueError(f"K is not invertible (|det(K / max|K|)| <= {_MIN_REL_DET}) in "
-                             f"batch items {_bad_items(invertible)}")
-        ok = torch.isfinite(center).all(dim=1)
-        if not bool(ok.all()):
-            raise ValueError(f"center has non-finite entries in batch items {_bad_items(ok)}")
-        ok = torch.isfinite(side) & (side > 0)
-        if not bool(ok.all()):
-            raise ValueError(f"side must be finite and positive; it is not in batch items "
-                             f"{_bad_items(ok)}")
+        require_items(
+            torch.isfinite(K).flatten(1).all(dim=1),
+            lambda bad: f"{where}: K has non-finite entries (NaN or Inf) in {items(bad)}",
+        )
+        require_items(
+            invertible(K),
+            lambda bad: f"{where}: K is not invertible (|det(K / max|K|)| <= {MIN_REL_DET}) in "
+            f"{items(bad)}",
+        )
+        require_items(
+            torch.isfinite(center).all(dim=1),
+            lambda bad: f"{where}: center has non-finite entries in {items(bad)}",
+        )
+        require_items(
+            torch.isfinite(side) & (side > 0),
+            lambda bad: f"{where}: side must be finite and positive; it is not in {items(bad)}",
+        )
 
 
-def _check_rays_in_front(rays: torch.Tensor) -> None:
+def _check_rays_in_front(where: str, rays: torch.Tensor, check_values: bool) -> None:
     """The crop centre's viewing ray must point in front of the camera (z > 0)."""
-    if not has_values(rays):
+    if not (check_values and has_values(rays)):
         return
     with torch.no_grad():
-        ok = rays[:, 2] > 0
-        if not bool(ok.all()):
-            raise ValueError(
-                "center: the viewing ray K^-1 [u, v, 1] of the crop centre must point in front "
-                f"of the camera (z > 0); it does not in batch items {_bad_items(ok)}"
-            )
+        require_items(
+            rays[:, 2] > 0,
+            lambda bad: f"{where}: center: the viewing ray K^-1 [u, v, 1] of the crop centre must "
+            f"point in front of the camera (z > 0); it does not in {items(bad)}",
+        )
 
 
 def _check_positive_number(name: str, value: object) -> float:
@@ -141,7 +141,9 @@ def _check_positive_int(name: str, value: object) -> int:
     return value
 
 
-def _focal_tensor(focal: float | torch.Tensor, B: int, like: torch.Tensor) -> torch.Tensor:
+def _focal_tensor(
+    focal: float | torch.Tensor, B: int, like: torch.Tensor, check_values: bool
+) -> torch.Tensor:
     """Canonical focal length as a ``(B,)`` tensor (scalar or per-item input)."""
     if isinstance(focal, torch.Tensor):
         if focal.dim() == 0:
@@ -152,11 +154,11 @@ def _focal_tensor(focal: float | torch.Tensor, B: int, like: torch.Tensor) -> to
             )
         if not focal.is_floating_point():
             raise TypeError(f"focal must be a floating tensor, got {focal.dtype}")
-        if has_values(focal):
-            ok = torch.isfinite(focal) & (focal > 0)
-            if not bool(ok.all()):
-                raise ValueError(f"focal must be finite and positive; it is not in batch items "
-                                 f"{_bad_items(ok)}")
+        if check_values and has_values(focal):
+            require_items(
+                torch.isfinite(focal) & (focal > 0),
+                lambda bad: f"focal must be finite and positive; it is not in {items(bad)}",
+            )
         return focal.to(dtype=like.dtype, device=like.device)
     _check_positive_number("focal", focal)
     return torch.full((B,), float(focal), dtype=like.dtype, device=like.device)
@@ -175,7 +177,7 @@ def _intrinsics(
 
 
 def canonical_intrinsics(
-    focal: float = 1000.0,
+    focal: float = CANONICAL_FOCAL,
     size: int = 224,
     *,
     dtype: torch.dtype = torch.float32,
@@ -213,6 +215,8 @@ def crop_intrinsics(
     side: torch.Tensor,
     out_size: int,
     scale: float = 1.3,
+    *,
+    check_values: bool = True,
 ) -> torch.Tensor:
     """Intrinsics of a square crop resized to ``out_size × out_size``.
 
@@ -225,11 +229,14 @@ def crop_intrinsics(
         side: ``(B,)`` box sides in original pixels (positive).
         out_size: output side ``S`` in pixels.
         scale: enlargement of the box before cropping.
+        check_values: reject non-finite ``K`` or ``center``, a ``K`` that is not invertible
+            and non-positive ``side`` (ValueError; never a synchronisation, see
+            :func:`dgp_ops.warp_perspective`).
 
     Returns:
         ``(B, 3, 3)`` ``K_crop = A K`` with ``A`` the crop's scale + translation.
     """
-    K, center, side = _check_box(K, center, side)
+    _check_box("crop_intrinsics", K, center, side, check_values)
     _check_positive_int("out_size", out_size)
     _check_positive_number("scale", scale)
     return _crop_matrix(center, side, out_size, scale) @ K
@@ -262,10 +269,11 @@ def rectification(
     center: torch.Tensor,
     side: torch.Tensor,
     *,
-    focal: float | torch.Tensor = 1000.0,
+    focal: float | torch.Tensor = CANONICAL_FOCAL,
     out_size: int = 224,
     scale: float = 1.3,
     mode: str = "perspective",
+    check_values: bool = True,
 ) -> Rectification:
     """Homography, intrinsics and rotation of the rectified view of a crop box.
 
@@ -278,11 +286,13 @@ def rectification(
         out_size: side ``S`` of the rectified image in pixels.
         scale: crop enlargement (``mode="crop"``).
         mode: ``"perspective"``, ``"affine"`` or ``"crop"`` (see the module docstring).
+        check_values: as in :func:`crop_intrinsics`, plus a crop centre behind the camera and
+            a non-positive per-item ``focal``.
 
     Returns:
         :class:`Rectification` ``(H, K, R)``, each ``(B, 3, 3)``.
     """
-    K, center, side = _check_box(K, center, side)
+    _check_box("rectification", K, center, side, check_values)
     _check_positive_int("out_size", out_size)
     if mode not in RECTIFICATION_MODES:
         raise ValueError(f"mode must be one of {RECTIFICATION_MODES}, got {mode!r}")
@@ -292,14 +302,16 @@ def rectification(
         _check_positive_number("scale", scale)
         A = _crop_matrix(center, side, out_size, scale)
         return Rectification(A, A @ K, eye.clone())
-    f = _focal_tensor(focal, B, K)
+    f = _focal_tensor(focal, B, K, check_values)
     Kc = _intrinsics(f, out_size / 2.0, out_size / 2.0)
-    Kinv = torch.linalg.inv(K)
+    # inv_ex: no error check, which would read the status back from a GPU (K's values are
+    # checked above, without synchronising).
+    Kinv = torch.linalg.inv_ex(K).inverse
     if mode == "affine":
         return Rectification(Kc @ Kinv, Kc, eye.clone())
     ones = torch.ones_like(center[:, :1])
     rays = (Kinv @ torch.cat([center, ones], dim=-1)[..., None])[..., 0]
-    _check_rays_in_front(rays)
+    _check_rays_in_front("rectification", rays, check_values)
     R = _rotation_to_z(rays)
     return Rectification(Kc @ R @ Kinv, Kc, R)
 
@@ -314,8 +326,8 @@ def transform_points2d(H: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, N, 2)`` ``dehomogenise(H [u, v, 1]ᵀ)``.
     """
-    _check_float("H", H)
-    _check_float("points", points)
+    check_float_tensor("transform_points2d", "H", H)
+    check_float_tensor("transform_points2d", "points", points)
     if H.dim() != 3 or H.shape[1:] != (3, 3):
         raise ValueError(f"H must be (B, 3, 3), got shape {tuple(H.shape)}")
     if points.dim() != 3 or points.shape[-1] != 2 or points.shape[0] != H.shape[0]:
@@ -330,9 +342,9 @@ def transform_points2d(H: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     return hom[..., :2] / hom[..., 2:]
 
 
-def _check_rotation_points(R: torch.Tensor, X: torch.Tensor) -> None:
-    _check_float("R", R)
-    _check_float("X", X)
+def _check_rotation_points(where: str, R: torch.Tensor, X: torch.Tensor) -> None:
+    check_float_tensor(where, "R", R)
+    check_float_tensor(where, "X", X)
     if R.dim() != 3 or R.shape[1:] != (3, 3):
         raise ValueError(f"R must be (B, 3, 3), got shape {tuple(R.shape)}")
     if X.dim() != 3 or X.shape[-1] != 3 or X.shape[0] != R.shape[0]:
@@ -343,13 +355,13 @@ def _check_rotation_points(R: torch.Tensor, X: torch.Tensor) -> None:
 
 def to_rectified(R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """Original-camera points ``(B, N, 3)`` (metres) → rectified-camera points ``R X``."""
-    _check_rotation_points(R, X)
+    _check_rotation_points("to_rectified", R, X)
     return X @ R.transpose(1, 2)
 
 
 def from_rectified(R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """Rectified-camera points ``(B, N, 3)`` (metres) → original-camera points ``Rᵀ X``."""
-    _check_rotation_points(R, X)
+    _check_rotation_points("from_rectified", R, X)
     return X @ R
 
 
@@ -359,11 +371,12 @@ def rectify_images(
     center: torch.Tensor,
     side: torch.Tensor,
     *,
-    focal: float | torch.Tensor = 1000.0,
+    focal: float | torch.Tensor = CANONICAL_FOCAL,
     out_size: int = 224,
     scale: float = 1.3,
     mode: str = "perspective",
     padding_mode: str = "zeros",
+    check_values: bool = True,
 ) -> tuple[torch.Tensor, Rectification]:
     """Crop and rectify full-size images in one warp.
 
@@ -372,12 +385,13 @@ def rectify_images(
         K, center, side, focal, out_size, scale, mode: as in :func:`rectification`.
         padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"`` (see
             :func:`dgp_ops.warp_perspective`).
+        check_values: as in :func:`rectification`.
 
     Returns:
         ``(crops, rect)``: ``(B, C, S, S)`` rectified images (bilinear) and the
         :class:`Rectification` that produced them.
     """
-    _check_float("images", images)
+    check_float_tensor("rectify_images", "images", images)
     if images.dim() != 4 or images.shape[0] != K.shape[0]:
         raise ValueError(
             f"images must be (B, C, H, W) with B = K.shape[0], got shape {tuple(images.shape)}"
@@ -386,6 +400,8 @@ def rectify_images(
         raise TypeError(
             f"images ({images.dtype}, {images.device}) must match K ({K.dtype}, {K.device})"
         )
-    rect = rectification(K, center, side, focal=focal, out_size=out_size, scale=scale, mode=mode)
-    crops = warp_perspective(images, rect.H, (out_size, out_size), padding_mode=padding_mode)
+    rect = rectification(K, center, side, focal=focal, out_size=out_size, scale=scale, mode=mode,
+                         check_values=check_values)
+    crops = warp_perspective(images, rect.H, (out_size, out_size), padding_mode=padding_mode,
+                             check_values=check_values)
     return crops, rect

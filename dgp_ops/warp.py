@@ -15,36 +15,37 @@ import torch
 __all__ = ["warp_perspective", "MODES", "PADDING_MODES"]
 
 from . import _C
-from ._validation import check_device, check_floating, check_like, check_shape, has_values
+from ._validation import (
+    MAX_INT32_ELEMENTS,
+    MIN_REL_DET,
+    autocast_inputs,
+    check_device,
+    check_floating,
+    check_like,
+    check_shape,
+    check_tensor,
+    check_type,
+    check_value,
+    has_values,
+    invertible,
+    items,
+    require_items,
+    spec_applies,
+)
 
 MODES: tuple[str, ...] = _C.WARP_MODES
 PADDING_MODES: tuple[str, ...] = _C.WARP_PADDING_MODES
-
-# |det(H / max|H|)| at or below this counts as singular (kMinRelDet of the kernels).
-_MIN_REL_DET: float = _C.WARP_MIN_REL_DET
 
 _op = torch.ops.dgp_ops.warp_perspective
 _FWD = "warp_perspective"
 _BWD = "warp_perspective_backward"
 
 
-def _check_modes(op: str, mode: str, padding_mode: str) -> None:
-    torch._check_value(
-        mode in MODES, lambda: f"{op}: mode must be 'bilinear' or 'nearest', got '{mode}'"
-    )
-    torch._check_value(
-        padding_mode in PADDING_MODES,
-        lambda: f"{op}: padding_mode must be 'zeros', 'border' or 'reflection', got "
-        f"'{padding_mode}'",
-    )
-
-
 def _check_image_and_h(op: str, image, H, allow_uint8: bool) -> None:
-    """The C++ launchers' checks (csrc/warp/warp_checks.h) for the fake kernels."""
     check_shape(op, "image", image, (None, None, None, None), "(B, C, H, W)")
     is_u8 = image.dtype == torch.uint8
     if allow_uint8:
-        torch._check_type(
+        check_type(
             is_u8 or image.dtype in (torch.float32, torch.float64),
             lambda: f"{op}: image must be uint8, float32 or float64, got {image.dtype}",
         )
@@ -56,24 +57,63 @@ def _check_image_and_h(op: str, image, H, allow_uint8: bool) -> None:
         check_device(op, "H", H, "image", image)
     else:
         check_like(op, "H", H, "image", image)
-    torch._check_value(
+    check_value(
         image.shape[2] > 0 and image.shape[3] > 0,
         lambda: f"{op}: image height and width must be positive, got {list(image.shape)}",
+    )
+    C, h, w = image.shape[1], image.shape[2], image.shape[3]
+    # One item is addressed with int32 offsets (plus a one-pixel margin of the bilinear taps).
+    check_value(
+        C * h * w < MAX_INT32_ELEMENTS - 2 * (w + 1) * C,
+        lambda: f"{op}: one image must have fewer than 2^31 elements, got {list(image.shape)}",
     )
 
 
 def _check_out_size(op: str, out_h: int, out_w: int) -> None:
-    torch._check_value(
+    check_value(
         out_h > 0 and out_w > 0,
         lambda: f"{op}: out_h and out_w must be positive, got ({out_h}, {out_w})",
     )
+    check_value(
+        out_h * out_w < MAX_INT32_ELEMENTS,
+        lambda: f"{op}: out_h * out_w must be below 2^31, got ({out_h}, {out_w})",
+    )
+
+
+def _check_modes(op: str, mode: str, padding_mode: str) -> None:
+    check_value(
+        mode in MODES, lambda: f"{op}: mode must be 'bilinear' or 'nearest', got '{mode}'"
+    )
+    check_value(
+        padding_mode in PADDING_MODES,
+        lambda: f"{op}: padding_mode must be 'zeros', 'border' or 'reflection', got "
+        f"'{padding_mode}'",
+    )
+
+
+def _check_args(op: str, image, H, out_h: int, out_w: int, mode: str, padding_mode: str) -> None:
+    """The argument spec of ``warp_perspective`` (``csrc/warp/warp_checks.h``, same messages
+    in the same order), for its fake kernel and the public function."""
+    _check_image_and_h(op, image, H, allow_uint8=True)
+    _check_out_size(op, out_h, out_w)
+    _check_modes(op, mode, padding_mode)
+
+
+def _check_backward_args(op: str, grad_output, image, H, mode: str, padding_mode: str) -> None:
+    """The argument spec of ``warp_perspective_backward`` (``csrc/warp/warp_checks.h``)."""
+    _check_image_and_h(op, image, H, allow_uint8=False)
+    check_shape(
+        op, "grad_output", grad_output, (image.shape[0], image.shape[1], None, None),
+        "(B, C, out_h, out_w)",
+    )
+    check_like(op, "grad_output", grad_output, "image", image)
+    _check_out_size(op, grad_output.shape[2], grad_output.shape[3])
+    _check_modes(op, mode, padding_mode)
 
 
 @torch.library.register_fake("dgp_ops::warp_perspective")
 def _warp_fake(image, H, out_h, out_w, mode="bilinear", padding_mode="zeros"):
-    _check_image_and_h(_FWD, image, H, allow_uint8=True)
-    _check_out_size(_FWD, out_h, out_w)
-    _check_modes(_FWD, mode, padding_mode)
+    _check_args(_FWD, image, H, out_h, out_w, mode, padding_mode)
     shape = (image.shape[0], image.shape[1], out_h, out_w)
     return image.new_empty(shape)
 
@@ -82,14 +122,7 @@ def _warp_fake(image, H, out_h, out_w, mode="bilinear", padding_mode="zeros"):
 def _warp_backward_fake(
     grad_output, image, H, mode, padding_mode, image_requires_grad, H_requires_grad
 ):
-    _check_image_and_h(_BWD, image, H, allow_uint8=False)
-    check_shape(
-        _BWD, "grad_output", grad_output, (image.shape[0], image.shape[1], None, None),
-        "(B, C, out_h, out_w)",
-    )
-    check_like(_BWD, "grad_output", grad_output, "image", image)
-    _check_out_size(_BWD, grad_output.shape[2], grad_output.shape[3])
-    _check_modes(_BWD, mode, padding_mode)
+    _check_backward_args(_BWD, grad_output, image, H, mode, padding_mode)
     # A gradient that is not requested is returned as an empty tensor.
     grad_image = (
         torch.empty_like(image, memory_format=torch.contiguous_format)
@@ -107,21 +140,19 @@ def _warp_backward_fake(
 # Autograd is registered in C++ (csrc/warp/warp_autograd.cpp).
 
 
-def _check_h_values(H: torch.Tensor) -> None:
-    """Raise ValueError for non-finite or singular homographies (needs the values)."""
-    if H.numel() == 0:
-        return
-    with torch.no_grad():
-        finite = torch.isfinite(H).flatten(1).all(dim=1)
-        if not bool(finite.all()):
-            bad = torch.nonzero(~finite).flatten().tolist()
-            raise ValueError(f"H has non-finite entries (NaN or Inf) in batch items {bad}")
-        scale = H.abs().flatten(1).amax(dim=1).clamp_min(torch.finfo(H.dtype).tiny)
-        det = torch.linalg.det((H / scale[:, None, None]).double())
-        singular = ~(det.abs() > _MIN_REL_DET)
-        if bool(singular.any()):
-            bad = torch.nonzero(singular).flatten().tolist()
-            raise ValueError(f"H is singular (not invertible) in batch items {bad}")
+def _out_size(out_size: Sequence[int]) -> tuple[int, int]:
+    """``(out_h, out_w)`` as two Python ints (the op's spec checks their values)."""
+    if not (isinstance(out_size, torch.Size | tuple | list) and len(out_size) == 2):
+        raise ValueError(f"{_FWD}: out_size must be (out_h, out_w), got {out_size!r}")
+    try:
+        if any(isinstance(s, bool) for s in out_size):
+            raise TypeError
+        out_h, out_w = (operator.index(s) for s in out_size)
+    except TypeError:
+        raise ValueError(
+            f"{_FWD}: out_size must be two ints (out_h, out_w), got {out_size!r}"
+        ) from None
+    return out_h, out_w
 
 
 def warp_perspective(
@@ -130,6 +161,8 @@ def warp_perspective(
     out_size: Sequence[int],
     mode: str = "bilinear",
     padding_mode: str = "zeros",
+    *,
+    check_values: bool = True,
 ) -> torch.Tensor:
     """Warp images by homographies, differentiably in both the image and ``H``.
 
@@ -153,12 +186,16 @@ def warp_perspective(
             the edge pixel); ``"reflection"`` (mirror about the edge pixel centres, i.e.
             ``grid_sample(..., align_corners=True)``'s reflection and OpenCV's
             ``BORDER_REFLECT_101``).
+        check_values: reject an ``H`` that is not invertible (see Raises). Off (the data
+            pipeline's setting, which builds ``H`` from checked inputs), such an item's output
+            is all zeros, as inside compiled graphs and CUDA graph captures.
 
     Returns:
         ``(B, C, out_h, out_w)`` contiguous, with the dtype of ``image``. uint8 images are
-        warped as ``cv2.warpPerspective`` (OpenCV 5) does: double-precision coordinates,
-        bilinear weights from the exact fraction, the result rounded to nearest and
-        saturated; they get no gradient. Output pixels whose source is at infinity or
+        warped as ``cv2.warpPerspective`` (OpenCV 5) does: bilinear weights from the fraction
+        of the source coordinate (float32 where all four taps lie inside the image, double
+        elsewhere), the blend in float, rounded to nearest and saturated; every device gives
+        the same bytes; they get no gradient. Output pixels whose source is at infinity or
         behind the camera (homogeneous ``w ≤ 0`` once ``H`` is scaled so that
         ``H⁻¹ ∝ adj(H)``) are 0 in every padding mode and get zero gradient.
 
@@ -166,8 +203,11 @@ def warp_perspective(
         TypeError: non-tensor inputs or unsupported dtypes.
         NotImplementedError: differentiating the gradient again (double backward).
         ValueError: wrong shapes, mismatched dtype/device, non-positive ``out_size``, unknown
-            modes, and (outside ``torch.compile``) NaN/Inf or singular ``H``. Inside a
-            compiled graph such items are not checked; their output is all zeros.
+            modes; with ``check_values``, an ``H`` that is not invertible (NaN/Inf, or
+            ``|det(H / max|H|)| <= dgp_ops.MIN_REL_DET``): on the CPU at once, on a GPU as an
+            asynchronous device-side assertion (the call never waits for the device). Values
+            are not checked on meta or fake tensors, while ``torch.compile`` traces or while a
+            CUDA graph is being captured; such an item's output is all zeros.
 
     Example:
         >>> img = torch.rand(2, 3, 64, 80)
@@ -175,44 +215,18 @@ def warp_perspective(
         >>> warp_perspective(img, H, (32, 48)).shape
         torch.Size([2, 3, 32, 48])
     """
-    if not isinstance(image, torch.Tensor):
-        raise TypeError(f"image must be a torch.Tensor, got {type(image).__name__}")
-    if not isinstance(H, torch.Tensor):
-        raise TypeError(f"H must be a torch.Tensor, got {type(H).__name__}")
-    if image.dtype not in (torch.uint8, torch.float32, torch.float64):
-        raise TypeError(f"image must be uint8, float32 or float64, got {image.dtype}")
-    if image.dim() != 4:
-        raise ValueError(f"image must be (B, C, H, W), got shape {tuple(image.shape)}")
-    if image.shape[2] < 1 or image.shape[3] < 1:
-        raise ValueError(f"image height and width must be positive, got {tuple(image.shape)}")
-    if image.dtype == torch.uint8:
-        if H.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"H must be float32 or float64 for a uint8 image, got {H.dtype}")
-    elif H.dtype != image.dtype:
-        raise TypeError(f"H must have the dtype of image ({image.dtype}), got {H.dtype}")
-    if H.device != image.device:
-        raise ValueError(f"H is on {H.device} but image is on {image.device}")
-    batch = image.shape[0]
-    if H.dim() == 2 and H.shape == (3, 3):
-        H = H.expand(batch, 3, 3)
-    elif not (H.dim() == 3 and H.shape[1:] == (3, 3) and H.shape[0] == batch):
-        raise ValueError(
-            f"H must be (3, 3) or (B, 3, 3) with B = {batch}, got shape {tuple(H.shape)}"
+    check_tensor(_FWD, "image", image)
+    check_tensor(_FWD, "H", H)
+    if H.shape == (3, 3) and image.dim() >= 1:
+        H = H.expand(image.shape[0], 3, 3)
+    out_h, out_w = _out_size(out_size)
+    image, H = autocast_inputs(image, H)
+    if spec_applies():
+        _check_args(_FWD, image, H, out_h, out_w, mode, padding_mode)
+    if check_values and has_values(H):
+        require_items(
+            invertible(H),
+            lambda bad: f"{_FWD}: H is not invertible (NaN/Inf, or |det(H / max|H|)| <= "
+            f"{MIN_REL_DET}) in {items(bad)}",
         )
-    if not (isinstance(out_size, torch.Size | tuple | list) and len(out_size) == 2):
-        raise ValueError(f"out_size must be (out_h, out_w), got {out_size!r}")
-    try:
-        if any(isinstance(s, bool) for s in out_size):
-            raise TypeError
-        out_h, out_w = (operator.index(s) for s in out_size)
-    except TypeError:
-        raise ValueError(f"out_size must be two ints (out_h, out_w), got {out_size!r}") from None
-    if out_h <= 0 or out_w <= 0:
-        raise ValueError(f"out_size must be positive, got {(out_h, out_w)}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if padding_mode not in PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
-    if has_values(H):
-        _check_h_values(H)
-    return _op(image, H.contiguous(), out_h, out_w, mode, padding_mode)
+    return _op(image, H, out_h, out_w, mode, padding_mode)

@@ -52,10 +52,13 @@ def require_intrinsics(K: Any, name: str) -> np.ndarray:
     if np.abs(fixed).max() > _K_TOLERANCE:
         raise ValueError(f"{name}: expected K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]], "
                          f"got {K.tolist()}")
-    with np.errstate(all="ignore"):
-        inv_ok = np.isfinite(np.linalg.inv(K)).all()
-    if not inv_ok:
-        raise ValueError(f"{name}: K is not invertible in floating point, got {K.tolist()}")
+    import torch
+
+    from dgp_ops import MIN_REL_DET, invertible  # the ops' definition of invertible
+
+    if not bool(invertible(torch.from_numpy(K)[None])[0]):
+        raise ValueError(f"{name}: K is not invertible (|det(K / max|K|)| <= {MIN_REL_DET}), "
+                         f"got {K.tolist()}")
     return K
 
 

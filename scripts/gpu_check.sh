@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # One command for a machine with a CUDA GPU: build the extension for that GPU, run the
-# CUDA-marked tests, bench_dlt on the GPU, a GPU warp comparison (dgp_ops vs kornia and
-# grid_sample, H-only and image+H forward + backward, peak GPU memory), bench_warp (CPU), and a
-# short training-throughput run, then print one summary. Meant to finish in under 8 minutes.
+# CUDA-marked tests (tests/dgp_ops/test_cuda.py: uint8 bytes, channels-last, non-contiguous and
+# expanded inputs, empty batches, more than 65,535 items, a non-default stream, cuda:1 when
+# present, no host syncs, graph capture, reduce-overhead, deterministic mode, autocast; and the
+# CUDA-vs-CPU comparisons of test_dlt.py and test_warp.py), bench_dlt on the GPU, a GPU warp
+# comparison (dgp_ops vs kornia and grid_sample, H-only and image+H forward + backward, peak GPU
+# memory), bench_warp (CPU), and a short training-throughput run, then print one summary. Meant
+# to finish in under 10 minutes.
 #
 #   bash scripts/gpu_check.sh          # uses .venv/bin/python (or $PYTHON); logs in build/gpu_check
 set -uo pipefail
@@ -35,7 +39,7 @@ GPU=$($PY -c "import torch; print(torch.cuda.get_device_name())")
 
 step build 420 env FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$ARCH" MAX_JOBS=$(nproc) \
   "$PY" setup.py build_ext --inplace || { printf '%s\n' "${SUMMARY[@]}"; exit 1; }
-step cuda_tests 240 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/dgp_ops
+step cuda_tests 420 "$PY" -m pytest -q -p no:cacheprovider -rs -m cuda tests/dgp_ops
 step bench_dlt 120 "$PY" -m benchmarks.bench_dlt --device cuda
 step warp_gpu 120 "$PY" - <<'PY'
 import torch
@@ -124,7 +128,7 @@ PY
 echo
 echo "==== gpu_check summary: $GPU (sm_${ARCH/./}) ===="
 printf '%s\n' "${SUMMARY[@]}"
-echo "---- cuda tests";  tail -n 1 "$LOG/cuda_tests.log"
+echo "---- cuda tests";  grep -E "^(FAILED|ERROR|SKIPPED)" "$LOG/cuda_tests.log"; tail -n 1 "$LOG/cuda_tests.log"
 echo "---- bench_dlt";   cat "$LOG/bench_dlt.log"
 echo "---- warp on the GPU"; cat "$LOG/warp_gpu.log"
 echo "---- bench_warp (CPU)"; cat "$LOG/bench_warp.log"

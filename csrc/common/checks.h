@@ -21,6 +21,24 @@ struct Arg {
   const at::Tensor& t;
 };
 
+// A dtype as Python spells it ("torch.float32"), so that these messages and the fake kernels'
+// are the same text.
+inline std::string dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "torch.float32";
+    case at::kDouble: return "torch.float64";
+    case at::kHalf: return "torch.float16";
+    case at::kBFloat16: return "torch.bfloat16";
+    case at::kByte: return "torch.uint8";
+    case at::kChar: return "torch.int8";
+    case at::kShort: return "torch.int16";
+    case at::kInt: return "torch.int32";
+    case at::kLong: return "torch.int64";
+    case at::kBool: return "torch.bool";
+    default: return std::string("torch.") + c10::toString(t);
+  }
+}
+
 inline void defined(const Arg& a) {
   TORCH_CHECK_VALUE(a.t.defined(), a.op, ": ", a.name, " must be a tensor, got None");
 }
@@ -48,14 +66,15 @@ inline void shape(const Arg& a, std::initializer_list<int64_t> sizes, const char
 
 inline void floating(const Arg& a) {
   TORCH_CHECK_TYPE(a.t.scalar_type() == at::kFloat || a.t.scalar_type() == at::kDouble, a.op,
-                   ": ", a.name, " must be float32 or float64, got ", a.t.scalar_type());
+                   ": ", a.name, " must be float32 or float64, got ",
+                   dtype_name(a.t.scalar_type()));
 }
 
 // Same dtype and device as the reference argument.
 inline void like(const Arg& a, const Arg& ref) {
   TORCH_CHECK_TYPE(a.t.scalar_type() == ref.t.scalar_type(), a.op, ": ", a.name,
-                   " has dtype ", a.t.scalar_type(), " but ", ref.name, " has ",
-                   ref.t.scalar_type());
+                   " has dtype ", dtype_name(a.t.scalar_type()), " but ", ref.name, " has ",
+                   dtype_name(ref.t.scalar_type()));
   TORCH_CHECK_VALUE(a.t.device() == ref.t.device(), a.op, ": ", a.name, " is on ",
                     a.t.device(), " but ", ref.name, " is on ", ref.t.device());
 }

@@ -1,8 +1,9 @@
 // The one CPU-feature dispatch of the CPU kernels. A hot loop is written once as an
-// always-inline body and wrapped twice: DGP_TARGET_V3 compiles a wrapper for the x86-64-v3
-// ISA level (AVX2, FMA, BMI2; explicit AVX2 intrinsics are allowed there), the other for the
-// baseline; cpu_has_v3() picks one at run time (by CPU feature, not CPU model). DGP_FLATTEN
-// inlines the per-item functions into each wrapper so that they are vectorised for its ISA.
+// always-inline body and wrapped twice, under one pair of names: `<loop>_v3`, compiled with
+// DGP_TARGET_V3 for the x86-64-v3 ISA level (AVX2, FMA, BMI2; explicit AVX2 intrinsics are
+// allowed there), and `<loop>_baseline` for the baseline ISA; cpu_has_v3() picks one at run
+// time (by CPU feature, not CPU model). DGP_FLATTEN inlines the per-item functions into each
+// wrapper so that they are vectorised for its ISA.
 #pragma once
 
 #include <atomic>

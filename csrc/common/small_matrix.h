@@ -21,11 +21,35 @@ HOST_DEVICE inline double adj3(const double a[9], double out[9]) {
   return a[0] * out[0] + a[1] * out[3] + a[2] * out[6];
 }
 
-// Inverse of a general 3x3 matrix via the adjugate. Returns false when the matrix is singular
-// or the result is not finite.
+HOST_DEVICE inline double abs_d(double x) { return x < 0 ? -x : x; }
+
+// The one definition of "invertible" for every 3x3 matrix the ops take (K of the DLT, H of the
+// warp) and for the Python checks (exported by _C as MIN_REL_DET): all entries finite and
+// |det(A / max|A_ij|)| > kMinRelDet, a test that does not depend on the scale of A.
+constexpr double kMinRelDet = 1e-12;
+
+// Whether a is invertible (see kMinRelDet). Writes m = max|a_ij| and adj = adj(a / m), whose
+// determinant is returned in det.
+HOST_DEVICE inline bool invertible3(const double a[9], double& m, double adj[9], double& det) {
+  m = 0.0;
+  bool finite = true;
+  for (int k = 0; k < 9; ++k) {
+    finite = finite && is_finite_d(a[k]);
+    m = abs_d(a[k]) > m ? abs_d(a[k]) : m;
+  }
+  det = 0.0;
+  if (!finite || !(m > 0.0)) return false;
+  double s[9];
+  for (int k = 0; k < 9; ++k) s[k] = a[k] / m;
+  det = adj3(s, adj);
+  return abs_d(det) > kMinRelDet;
+}
+
+// Inverse of an invertible 3x3 matrix (see kMinRelDet) via the adjugate; false otherwise.
 HOST_DEVICE inline bool inv3(const double a[9], double out[9]) {
+  double m, adj_scaled[9], det_scaled;
+  if (!invertible3(a, m, adj_scaled, det_scaled)) return false;
   const double det = adj3(a, out);
-  if (!(det != 0.0) || !is_finite_d(det)) return false;
   const double id = 1.0 / det;
   bool ok = true;
   for (int i = 0; i < 9; ++i) {

@@ -1,5 +1,6 @@
-// Autograd kernel of the weighted DLT op, registered in C++ so that a forward + backward costs
-// two dispatcher calls and no Python. Fake kernels stay in dgp_ops/dlt.py.
+// Autograd and Autocast kernels of the weighted DLT ops, registered in C++ so that a forward +
+// backward costs two dispatcher calls and no Python. Fake kernels stay in dgp_ops/dlt.py.
+#include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -95,11 +96,49 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> backward_autograd(const Tensor& gt, c
   return {r[0], r[1], r[2], r[3]};
 }
 
+// Under torch.autocast: the fp32 cast policy (float16/bfloat16 inputs run in float32, float64
+// stays float64), as for torch's own precision-sensitive ops.
+template <c10::DeviceType D>
+Tensor fp32(const Tensor& t) {
+  return at::autocast::cached_cast(at::kFloat, t, D);
+}
+
+template <c10::DeviceType D>
+std::tuple<Tensor, Tensor, Tensor> forward_autocast(const Tensor& p3, const Tensor& p2,
+                                                    const Tensor& K, const Tensor& w,
+                                                    double damping) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(
+      at::autocast::get_autocast_dispatch_key_from_device_type(D));
+  return call_forward(fp32<D>(p3), fp32<D>(p2), fp32<D>(K), fp32<D>(w), damping);
+}
+
+template <c10::DeviceType D>
+std::tuple<Tensor, Tensor, Tensor, Tensor> backward_autocast(const Tensor& gt, const Tensor& p3,
+                                                             const Tensor& p2, const Tensor& K,
+                                                             const Tensor& w,
+                                                             const Tensor& saved,
+                                                             double damping) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(
+      at::autocast::get_autocast_dispatch_key_from_device_type(D));
+  return call_backward(fp32<D>(gt), fp32<D>(p3), fp32<D>(p2), fp32<D>(K), fp32<D>(w), saved,
+                       damping);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(dgp_ops, Autograd, m) {
   m.impl("weighted_dlt_translation", &forward_autograd);
   m.impl("weighted_dlt_translation_backward", &backward_autograd);
+}
+
+TORCH_LIBRARY_IMPL(dgp_ops, AutocastCUDA, m) {
+  m.impl("weighted_dlt_translation", &forward_autocast<c10::DeviceType::CUDA>);
+  m.impl("weighted_dlt_translation_backward", &backward_autocast<c10::DeviceType::CUDA>);
+}
+
+TORCH_LIBRARY_IMPL(dgp_ops, AutocastCPU, m) {
+  m.impl("weighted_dlt_translation", &forward_autocast<c10::DeviceType::CPU>);
+  m.impl("weighted_dlt_translation_backward", &backward_autocast<c10::DeviceType::CPU>);
 }
 
 }  // namespace dlt

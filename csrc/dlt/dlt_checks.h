@@ -7,6 +7,7 @@
 #include <c10/util/Exception.h>
 
 #include <cmath>
+#include <utility>
 
 #include "common/checks.h"
 #include "dlt/dlt_kernel.h"
@@ -44,7 +45,7 @@ inline void check_saved(const char* op, const at::Tensor& saved, const at::Tenso
                         saved.size(0) == points3d.size(0) && saved.size(1) == kSaved,
                     op, ": saved must be the (B, ", kSaved,
                     ") float64 tensor returned by weighted_dlt_translation for this batch, got ",
-                    saved.scalar_type(), " ", saved.sizes());
+                    checks::dtype_name(saved.scalar_type()), " ", saved.sizes());
   checks::same_device({op, "saved", saved}, {op, "points3d", points3d});
 }
 
@@ -58,6 +59,14 @@ inline void check_backward_args(const at::Tensor& grad_t, const at::Tensor& poin
   checks::shape(g, {points3d.size(0), 3}, "(B, 3)");
   checks::like(g, {op, "points3d", points3d});
   check_saved(op, saved, points3d);
+}
+
+// K as (data, item stride): one shared 3x3 matrix (stride 0) when K is a batch-expanded view,
+// so that it is neither copied B times nor inverted once per item on the CPU; else a
+// contiguous (B, 3, 3).
+inline std::pair<at::Tensor, int64_t> intrinsics_view(const at::Tensor& K) {
+  if (K.size(0) > 0 && K.stride(0) == 0) return {K.select(0, 0).contiguous(), 0};
+  return {K.contiguous(), 9};
 }
 
 }  // namespace dlt

@@ -4,9 +4,7 @@
 #include <torch/library.h>
 #include <torch/types.h>
 
-#include <atomic>
 #include <tuple>
-#include <utility>
 
 #include "common/cpu_dispatch.h"
 #include "dlt/dlt_checks.h"
@@ -16,13 +14,6 @@ namespace dgp_ops {
 namespace {
 
 constexpr int64_t kGrain = 64;
-
-// K as (data, item stride): one shared 3x3 matrix (stride 0) when K is a batch-expanded view,
-// so its inverse is computed once per thread instead of once per item; else contiguous (B,3,3).
-std::pair<at::Tensor, int64_t> intrinsics_view(const at::Tensor& K) {
-  if (K.size(0) > 0 && K.stride(0) == 0) return {K.select(0, 0).contiguous(), 0};
-  return {K.contiguous(), 9};
-}
 
 // The per-item loops are compiled for the x86-64-v3 ISA level and for the baseline and picked
 // at run time (common/cpu_dispatch.h); DGP_FLATTEN inlines the per-item functions into each
@@ -38,14 +29,6 @@ DGP_ALWAYS_INLINE void forward_range_body(
     vd[b] = dlt::forward_item(p3d + b * N * 3, p2d + b * N * 2, kinv, kinv_ok, wd + b * N, N,
                               damping, td + b * 3, sd + b * dlt::kSaved);
   }
-}
-
-// True if any of the n values is negative (NaN is not): the CPU op's check of `weights`.
-template <typename T>
-bool any_negative(const T* x, int64_t n) {
-  bool neg = false;
-  for (int64_t i = 0; i < n; ++i) neg |= x[i] < T(0);
-  return neg;
 }
 
 template <typename T>
@@ -64,14 +47,14 @@ DGP_ALWAYS_INLINE void backward_range_body(
 }
 
 template <typename T>
-DGP_FLATTEN void forward_range_base(int64_t begin, int64_t end, int64_t N, double damping,
+DGP_FLATTEN void forward_range_baseline(int64_t begin, int64_t end, int64_t N, double damping,
                                     const T* p3d, const T* p2d, const T* kd, int64_t ks,
                                     const T* wd, T* td, bool* vd, double* sd) {
   forward_range_body<T>(begin, end, N, damping, p3d, p2d, kd, ks, wd, td, vd, sd);
 }
 
 template <typename T>
-DGP_FLATTEN void backward_range_base(int64_t begin, int64_t end, int64_t N, double damping,
+DGP_FLATTEN void backward_range_baseline(int64_t begin, int64_t end, int64_t N, double damping,
                                      const T* gtd, const T* p3d, const T* p2d, const T* kd,
                                      int64_t ks, const T* wd, const double* sd, T* g3d, T* g2d,
                                      T* gKd, T* gwd) {
@@ -107,7 +90,7 @@ void forward_range(int64_t begin, int64_t end, int64_t N, double damping, const 
   if (cpu_has_v3())
     return forward_range_v3<T>(begin, end, N, damping, p3d, p2d, kd, ks, wd, td, vd, sd);
 #endif
-  forward_range_base<T>(begin, end, N, damping, p3d, p2d, kd, ks, wd, td, vd, sd);
+  forward_range_baseline<T>(begin, end, N, damping, p3d, p2d, kd, ks, wd, td, vd, sd);
 }
 
 template <typename T>
@@ -119,7 +102,7 @@ void backward_range(int64_t begin, int64_t end, int64_t N, double damping, const
     return backward_range_v3<T>(begin, end, N, damping, gtd, p3d, p2d, kd, ks, wd, sd, g3d,
                                 g2d, gKd, gwd);
 #endif
-  backward_range_base<T>(begin, end, N, damping, gtd, p3d, p2d, kd, ks, wd, sd, g3d, g2d, gKd,
+  backward_range_baseline<T>(begin, end, N, damping, gtd, p3d, p2d, kd, ks, wd, sd, g3d, g2d, gKd,
                          gwd);
 }
 
@@ -130,13 +113,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor&
   dlt::check_forward_args(dlt::kForwardOp, points3d, points2d, K, weights, damping);
   const auto p3 = points3d.contiguous();
   const auto p2 = points2d.contiguous();
-  const auto [k, ks] = intrinsics_view(K);
+  const auto [k, ks] = dlt::intrinsics_view(K);
   const auto w = weights.contiguous();
   const int64_t B = p3.size(0), N = p3.size(1);
   auto t = at::empty({B, 3}, p3.options());
   auto valid = at::empty({B}, p3.options().dtype(at::kBool));
   auto saved = at::empty({B, dlt::kSaved}, p3.options().dtype(at::kDouble));
-  std::atomic<bool> negative_weights{false};
   AT_DISPATCH_FLOATING_TYPES(p3.scalar_type(), "weighted_dlt_translation_cpu", [&] {
     const scalar_t* p3d = p3.const_data_ptr<scalar_t>();
     const scalar_t* p2d = p2.const_data_ptr<scalar_t>();
@@ -146,11 +128,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor&
     bool* vd = valid.mutable_data_ptr<bool>();
     double* sd = saved.mutable_data_ptr<double>();
     at::parallel_for(0, B, kGrain, [&](int64_t begin, int64_t end) {
-      if (any_negative(wd + begin * N, (end - begin) * N)) negative_weights = true;
       forward_range<scalar_t>(begin, end, N, damping, p3d, p2d, kd, ks, wd, td, vd, sd);
     });
   });
-  TORCH_CHECK_VALUE(!negative_weights.load(), dlt::kForwardOp, ": weights must be non-negative");
   return {t, valid, saved};
 }
 
@@ -162,7 +142,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dlt_backward_cpu(
   const auto sv = saved.contiguous();
   const auto p3 = points3d.contiguous();
   const auto p2 = points2d.contiguous();
-  const auto [k, ks] = intrinsics_view(K);
+  const auto [k, ks] = dlt::intrinsics_view(K);
   const auto w = weights.contiguous();
   const int64_t B = p3.size(0), N = p3.size(1);
   auto g3 = at::empty_like(p3);

@@ -1,6 +1,7 @@
-// Autograd kernel of the perspective warp, registered in C++. Its backward asks the backward
-// op only for the gradients autograd needs (needs_input_grad), so an image that does not
-// require grad costs no image-sized work or memory. Fake kernels stay in dgp_ops/warp.py.
+// Autograd and Autocast kernels of the perspective warp, registered in C++. Its backward asks
+// the backward op only for the gradients autograd needs (needs_input_grad), so an image that
+// does not require grad costs no image-sized work or memory. Fake kernels stay in dgp_ops/warp.py.
+#include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -95,11 +96,46 @@ std::tuple<Tensor, Tensor> backward_autograd(const Tensor& g, const Tensor& imag
   return {r[0], r[1]};
 }
 
+// Under torch.autocast: the fp32 cast policy (float16/bfloat16 images and H run in float32,
+// float64 and uint8 stay as they are).
+template <c10::DeviceType D>
+Tensor fp32(const Tensor& t) {
+  return at::autocast::cached_cast(at::kFloat, t, D);
+}
+
+template <c10::DeviceType D>
+Tensor forward_autocast(const Tensor& image, const Tensor& H, int64_t oh, int64_t ow,
+                        c10::string_view mode, c10::string_view pad) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(
+      at::autocast::get_autocast_dispatch_key_from_device_type(D));
+  return call_forward(fp32<D>(image), fp32<D>(H), oh, ow, mode, pad);
+}
+
+template <c10::DeviceType D>
+std::tuple<Tensor, Tensor> backward_autocast(const Tensor& g, const Tensor& image,
+                                             const Tensor& H, c10::string_view mode,
+                                             c10::string_view pad, bool need_image,
+                                             bool need_h) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(
+      at::autocast::get_autocast_dispatch_key_from_device_type(D));
+  return call_backward(fp32<D>(g), fp32<D>(image), fp32<D>(H), mode, pad, need_image, need_h);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(dgp_ops, Autograd, m) {
   m.impl("warp_perspective", &forward_autograd);
   m.impl("warp_perspective_backward", &backward_autograd);
+}
+
+TORCH_LIBRARY_IMPL(dgp_ops, AutocastCUDA, m) {
+  m.impl("warp_perspective", &forward_autocast<c10::DeviceType::CUDA>);
+  m.impl("warp_perspective_backward", &backward_autocast<c10::DeviceType::CUDA>);
+}
+
+TORCH_LIBRARY_IMPL(dgp_ops, AutocastCPU, m) {
+  m.impl("warp_perspective", &forward_autocast<c10::DeviceType::CPU>);
+  m.impl("warp_perspective_backward", &backward_autocast<c10::DeviceType::CPU>);
 }
 
 }  // namespace warp

@@ -1,7 +1,8 @@
 // Argument checks shared by the CPU and CUDA launchers of the warp ops: ranks, sizes that
 // agree between arguments, dtypes, devices, output size and mode names, with errors naming
-// the argument. Homography values are not checked here: a NaN/Inf or singular H gives an
-// all-zero item (the public function rejects them before the call).
+// the argument; dgp_ops/warp.py repeats them for the fake kernels with the same messages.
+// Homography values are not checked here: an H that is not invertible gives an all-zero item
+// (the public function can reject it before the call).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -45,7 +46,7 @@ inline void check_image_and_h(const char* op, const at::Tensor& image, const at:
     TORCH_CHECK_TYPE(is_u8 || image.scalar_type() == at::kFloat ||
                          image.scalar_type() == at::kDouble,
                      op, ": image must be uint8, float32 or float64, got ",
-                     image.scalar_type());
+                     checks::dtype_name(image.scalar_type()));
   } else {
     checks::floating(img);
   }

@@ -111,20 +111,19 @@ DGP_ALWAYS_INLINE void forward_row_body(const T* N, const T* src, int64_t C,
       if (!fast[x]) general(x);
 }
 
-// The row body compiled twice: for the baseline ISA and, picked at run time, with AVX2/FMA
-// so that the coordinate pass vectorises.
+// The row body compiled twice: for the baseline ISA and, picked at run time, for x86-64-v3
+// (AVX2/FMA) so that the coordinate pass vectorises.
 template <typename T, int INTERP, int PAD>
-void forward_row_generic(const T* N, const T* src, int64_t C, int64_t H, int64_t W, int64_t y,
-                         int64_t ow, T* orow, int64_t out_plane, RowScratch<T>& rs) {
+void forward_row_baseline(const T* N, const T* src, int64_t C, int64_t H, int64_t W, int64_t y,
+                          int64_t ow, T* orow, int64_t out_plane, RowScratch<T>& rs) {
   forward_row_body<T, INTERP, PAD>(N, src, C, H, W, y, ow, orow, out_plane, rs);
 }
 
 #ifdef DGP_HAVE_V3
 template <typename T, int INTERP, int PAD>
-DGP_TARGET_V3 void forward_row_avx2(const T* N, const T* src, int64_t C,
-                                                          int64_t H, int64_t W, int64_t y,
-                                                          int64_t ow, T* orow,
-                                                          int64_t out_plane, RowScratch<T>& rs) {
+DGP_TARGET_V3 void forward_row_v3(const T* N, const T* src, int64_t C, int64_t H, int64_t W,
+                                  int64_t y, int64_t ow, T* orow, int64_t out_plane,
+                                  RowScratch<T>& rs) {
   forward_row_body<T, INTERP, PAD>(N, src, C, H, W, y, ow, orow, out_plane, rs);
 }
 
@@ -134,9 +133,9 @@ DGP_TARGET_V3 void forward_row_avx2(const T* N, const T* src, int64_t C,
 // invw/us/vs given, also 1/w and the clamped source coordinates (the H backward needs them).
 // Same operation order as footprint(): N6 x + wb, then (N0 x + ub) / w. Returns whether any
 // pixel is not fast.
-DGP_TARGET_V3 bool coords_row_avx2_f32(const float* N, int64_t H, int64_t W, int64_t y,
-                                       int64_t ow8, RowScratch<float>& rs, float* invws = nullptr,
-                                       float* us = nullptr, float* vs = nullptr) {
+DGP_TARGET_V3 bool coords_row_v3_f32(const float* N, int64_t H, int64_t W, int64_t y,
+                                     int64_t ow8, RowScratch<float>& rs, float* invws = nullptr,
+                                     float* us = nullptr, float* vs = nullptr) {
   const float yy = static_cast<float>(y);
   const float ub = N[1] * yy + N[2], vb = N[4] * yy + N[5], wb = N[7] * yy + N[8];
   int32_t* off = rs.off.data();
@@ -185,7 +184,7 @@ DGP_TARGET_V3 bool coords_row_avx2_f32(const float* N, int64_t H, int64_t W, int
 // four-tap blend; the general path handles the leftovers exactly as the scalar
 // row does.
 template <int PAD>
-DGP_TARGET_V3 void forward_row_avx2_f32(
+DGP_TARGET_V3 void forward_row_v3_f32(
     const float* N, const float* src, int64_t C, int64_t H, int64_t W, int64_t y, int64_t ow,
     float* orow, int64_t out_plane, RowScratch<float>& rs) {
   const int64_t plane = H * W;
@@ -195,7 +194,7 @@ DGP_TARGET_V3 void forward_row_avx2_f32(
   const float* fys = rs.fy.data();
   const uint8_t* fast = rs.fast.data();
   const int64_t ow8 = ow - ow % 8;
-  const bool any_slow = coords_row_avx2_f32(N, H, W, y, ow8, rs);
+  const bool any_slow = coords_row_v3_f32(N, H, W, y, ow8, rs);
   Footprint<float> f;
   auto general = [&](int64_t x) {
     if (footprint<float, kBilinear, PAD>(N, static_cast<float>(x), yy, H, W, f)) {
@@ -236,12 +235,12 @@ void forward_row(const T* N, const T* src, int64_t C, int64_t H, int64_t W, int6
 #ifdef DGP_HAVE_V3
   if constexpr (std::is_same_v<T, float> && INTERP == kBilinear) {
     if (cpu_has_v3())
-      return forward_row_avx2_f32<PAD>(N, src, C, H, W, y, ow, orow, out_plane, rs);
+      return forward_row_v3_f32<PAD>(N, src, C, H, W, y, ow, orow, out_plane, rs);
   }
   if (cpu_has_v3())
-    return forward_row_avx2<T, INTERP, PAD>(N, src, C, H, W, y, ow, orow, out_plane, rs);
+    return forward_row_v3<T, INTERP, PAD>(N, src, C, H, W, y, ow, orow, out_plane, rs);
 #endif
-  forward_row_generic<T, INTERP, PAD>(N, src, C, H, W, y, ow, orow, out_plane, rs);
+  forward_row_baseline<T, INTERP, PAD>(N, src, C, H, W, y, ow, orow, out_plane, rs);
 }
 
 template <typename T, int INTERP, int PAD>
@@ -380,7 +379,7 @@ DGP_TARGET_V3 void backward_rows_h_f32_v3(const float* gout_b, const int64_t gs[
   auto add = [](float* p, float v) { *p += v; };
   for (int64_t y = y0; y < y1; ++y) {
     const float yy = static_cast<float>(y);
-    coords_row_avx2_f32(N, H, W, y, ow8, rs, invws.data(), us.data(), vs.data());
+    coords_row_v3_f32(N, H, W, y, ow8, rs, invws.data(), us.data(), vs.data());
     const float* grow = gout_b + y * gs[1];
     float acc[9] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
     for (int64_t x = 0; x < ow8; ++x) {

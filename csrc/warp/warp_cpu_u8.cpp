@@ -8,8 +8,9 @@
 // AVX2), then the pixels whose four taps lie inside the image (where no padding mode changes
 // anything) are blended from their taps (32-bit gathers for the planar and packed-RGB layouts,
 // 8 pixels per step), and the other pixels go through sample_pixel_u8 (warp_kernel.h, the
-// coordinate in double). The baseline wrapper computes the same operations in the same order,
-// so both give the same bytes. Nearest rows use sample_pixel_u8 throughout.
+// coordinate in double). The baseline rows call warp_pixel_u8 (warp_kernel.h), which computes
+// the same operations in the same order, as the CUDA kernel does: every path gives the same
+// bytes. Nearest rows use sample_pixel_u8 throughout.
 #include "warp/warp_cpu_u8.h"
 
 #include <ATen/ATen.h>
@@ -41,9 +42,8 @@ struct U8Image {
   const uint8_t* data;
   int64_t C, H, W, sb, sc, sy, sx;
   U8Layout layout;
-  // The interior blend takes pixels with 0 <= u < ulim = W - 3 and 0 <= v < H - 1: planar
-  // gathers read 4 bytes from the top-left tap of each row, so the taps end 2 columns before
-  // the row does. The same limit for every layout keeps the result independent of the layout.
+  // The interior blend takes pixels with 0 <= u < ulim = u8_ulim(W) and 0 <= v < H - 1
+  // (warp_kernel.h).
   float ulim;
 };
 
@@ -56,19 +56,14 @@ U8Image u8_image(const at::Tensor& image) {
   const bool small = im.C * im.H * im.W < (int64_t(1) << 31) - 64;
   if (small && im.sx == 1) im.layout = U8Layout::kPlanar;
   if (small && im.C == 3 && im.sc == 1 && im.sx == 3) im.layout = U8Layout::kPacked3;
-  im.ulim = static_cast<float>(im.W - 3);
+  im.ulim = u8_ulim(im.W);
   return im;
 }
 
-// The y terms of a row's coordinates, (N1 y + N2, N4 y + N5, N7 y + N8) in float32, computed
-// once per row outside the ISA wrappers (so that both round them alike).
-struct RowTerms {
-  float ub, vb, wb;
-};
-
-__attribute__((noinline)) RowTerms row_terms(const float* N, int64_t y) {
-  const float yy = static_cast<float>(y);
-  return {N[1] * yy + N[2], N[4] * yy + N[5], N[7] * yy + N[8]};
+// The y terms of a row's coordinates, computed once per row outside the ISA wrappers (so that
+// both round them alike).
+__attribute__((noinline)) U8RowTerms row_terms(const float* N, int64_t y) {
+  return u8_row_terms(N, y);
 }
 
 // sample_pixel_u8 for one pixel, compiled for the baseline ISA only (not inlined into the AVX2
@@ -80,43 +75,16 @@ __attribute__((noinline)) void pixel_u8(const double* Nd, int64_t x, int64_t y, 
                                im.H, im.W, im.sc, im.sy, im.sx, out, osc);
 }
 
-// Source coordinate of output pixel x in row (ub, vb, wb) = (N1 y + N2, N4 y + N5, N7 y + N8),
-// in float32; returns whether the interior blend takes it. The AVX2 row repeats these
-// operations lane by lane.
-DGP_ALWAYS_INLINE bool interior_coord(const float* N, float xx, float ub, float vb, float wb,
-                                      float ulim, float vlim, float& u, float& v) {
-  const float w = N[6] * xx + wb;
-  const bool wok = w > static_cast<float>(kMinW);
-  const float invw = 1.f / (wok ? w : 1.f);
-  u = (N[0] * xx + ub) * invw;
-  v = (N[3] * xx + vb) * invw;
-  return wok && u >= 0.f && v >= 0.f && u < ulim && v < vlim;
-}
-
-// One output row of one item, scalar, baseline ISA. Nd: the item's N in double (border
-// pixels), Nf: in float.
+// One output row of one item, scalar, baseline ISA: warp_pixel_u8 (the GPU's per-pixel
+// function) for every pixel. Nd: the item's N in double, Nf: in float.
 template <int INTERP, int PAD>
 __attribute__((noinline)) void row_u8_baseline(const double* Nd, const float* Nf,
                                                const U8Image& im, const uint8_t* src, int64_t y,
                                                int64_t ow, uint8_t* orow, int64_t osc) {
-  if (INTERP != kBilinear) {
-    for (int64_t x = 0; x < ow; ++x) pixel_u8<INTERP, PAD>(Nd, x, y, im, src, orow + x, osc);
-    return;
-  }
-  const RowTerms t = row_terms(Nf, y);
-  const float vlim = static_cast<float>(im.H - 1);
-  for (int64_t x = 0; x < ow; ++x) {
-    float u, v;
-    if (!interior_coord(Nf, static_cast<float>(x), t.ub, t.vb, t.wb, im.ulim, vlim, u, v)) {
-      pixel_u8<INTERP, PAD>(Nd, x, y, im, src, orow + x, osc);
-      continue;
-    }
-    const int64_t xi = static_cast<int32_t>(u), yi = static_cast<int32_t>(v);
-    const float fx = u - static_cast<float>(xi), fy = v - static_cast<float>(yi);
-    const uint8_t* p = src + yi * im.sy + xi * im.sx;
-    for (int64_t c = 0; c < im.C; ++c, p += im.sc)
-      orow[x + c * osc] = blend_u8(p[0], p[im.sx], p[im.sy], p[im.sy + im.sx], fx, fy);
-  }
+  const U8RowTerms t = row_terms(Nf, y);
+  for (int64_t x = 0; x < ow; ++x)
+    warp_pixel_u8<INTERP, PAD>(Nd, Nf, t, x, y, src, im.C, im.H, im.W, im.sc, im.sy, im.sx,
+                               orow + x, osc);
 }
 
 #ifdef DGP_HAVE_V3
@@ -152,7 +120,7 @@ template <int PAD>
 DGP_TARGET_V3 void row_u8_bilinear_v3(const double* Nd, const float* Nf, const U8Image& im,
                                       const uint8_t* src, int64_t y, int64_t ow, uint8_t* orow,
                                       int64_t osc) {
-  const RowTerms t = row_terms(Nf, y);
+  const U8RowTerms t = row_terms(Nf, y);
   const __m256 iota = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256 n0 = _mm256_set1_ps(Nf[0]), n3 = _mm256_set1_ps(Nf[3]), n6 = _mm256_set1_ps(Nf[6]);
   const __m256 vub = _mm256_set1_ps(t.ub), vvb = _mm256_set1_ps(t.vb), vwb = _mm256_set1_ps(t.wb);
@@ -169,7 +137,7 @@ DGP_TARGET_V3 void row_u8_bilinear_v3(const double* Nd, const float* Nf, const U
   for (int64_t xs = 0; xs < ow; xs += 8) {
     const int64_t x = std::min(xs, ow - 8);
     const __m256 xx = _mm256_add_ps(_mm256_set1_ps(static_cast<float>(x)), iota);
-    // interior_coord, lane by lane.
+    // u8_interior_coord, lane by lane.
     const __m256 w = _mm256_add_ps(unfused(_mm256_mul_ps(n6, xx)), vwb);
     const __m256 wok = _mm256_cmp_ps(w, eps, _CMP_GT_OQ);
     const __m256 invw = _mm256_div_ps(one, _mm256_blendv_ps(one, w, wok));

@@ -25,45 +25,39 @@ constexpr int kZeros = 0;
 constexpr int kBorder = 1;
 constexpr int kReflection = 2;
 
-// |det| of H scaled to unit max-abs entry below which H counts as singular.
-constexpr double kMinRelDet = 1e-12;
 // Homogeneous w of a source point (with the normalised inverse N) at or below which the
 // output pixel has no valid source: behind the camera or at infinity.
 constexpr double kMinW = 1e-6;
 
 // Per-item parameters, in double: N = adj(H) / max|adj(H)| (a scaled inverse, invariant to
-// the scale and sign of H), Hinv = H^-1 = c * N, valid = H finite and non-singular.
+// the scale and sign of H), Hinv = H^-1 = c * N, valid = H invertible (common/small_matrix.h).
+// The CPU kernels keep one per item in a vector; the CUDA kernels in a device buffer that
+// prepare_kernel fills and every other kernel reads, as this struct.
 struct ItemParams {
   double N[9];
   double Hinv[9];
   double c;
   bool valid;
 };
-
-HOST_DEVICE inline double abs_d(double x) { return x < 0 ? -x : x; }
+static_assert(std::is_trivially_copyable_v<ItemParams> &&
+                  std::is_standard_layout_v<ItemParams>,
+              "ItemParams is copied to and from device memory as bytes");
+static_assert(sizeof(ItemParams) == 20 * sizeof(double) &&
+                  alignof(ItemParams) == alignof(double),
+              "ItemParams packs into 20 doubles, so an array of them keeps every double aligned");
 
 template <typename T>
 HOST_DEVICE inline ItemParams prepare_item(const T* Hp) {
   ItemParams p;
   p.valid = false;
   p.c = 0.0;
-  double m = 0.0;
-  bool finite = true;
-  double h[9];
-  for (int k = 0; k < 9; ++k) {
-    h[k] = static_cast<double>(Hp[k]);
-    if (!is_finite_d(h[k])) finite = false;
-    m = abs_d(h[k]) > m ? abs_d(h[k]) : m;
-  }
   for (int k = 0; k < 9; ++k) {
     p.N[k] = 0.0;
     p.Hinv[k] = 0.0;
   }
-  if (!finite || !(m > 0.0)) return p;
-  for (int k = 0; k < 9; ++k) h[k] /= m;
-  double a[9];
-  const double det = adj3(h, a);
-  if (!(abs_d(det) > kMinRelDet)) return p;
+  double h[9], a[9], m, det;
+  for (int k = 0; k < 9; ++k) h[k] = static_cast<double>(Hp[k]);
+  if (!invertible3(h, m, a, det)) return p;
   double am = 0.0;
   for (int k = 0; k < 9; ++k) am = abs_d(a[k]) > am ? abs_d(a[k]) : am;
   for (int k = 0; k < 9; ++k) {
@@ -276,9 +270,10 @@ HOST_DEVICE inline void backward_pixel(const Footprint<T>& f, T x, T y, const T*
 }
 
 // ---- uint8 images ------------------------------------------------------------------------
-// As cv2.warpPerspective (OpenCV 5) computes them: the source coordinate in double, bilinear
-// weights from its exact fraction, the blend in float, rounded to nearest and saturated;
-// nearest rounds the coordinate half to even.
+// As cv2.warpPerspective (OpenCV 5) computes them: bilinear weights from the fraction of the
+// source coordinate, the blend in float, rounded to nearest and saturated; nearest rounds the
+// coordinate half to even. Every operation is rounded once (common/host_device.h), so the CPU
+// and CUDA kernels give the same bytes.
 // Source coordinates are clamped to this range (pixels) before integer conversion.
 constexpr double kU8CoordLimit = 1073741824.0;  // 2^30
 
@@ -287,15 +282,17 @@ HOST_DEVICE inline double clamp_coord(double v) {
 }
 
 HOST_DEVICE inline uint8_t saturate_u8(float v) {
-  return v <= 0.f ? uint8_t(0) : (v >= 255.f ? uint8_t(255) : static_cast<uint8_t>(v + 0.5f));
+  if (v <= 0.f) return 0;
+  return v >= 255.f ? uint8_t(255) : static_cast<uint8_t>(add_rn(v, 0.5f));
 }
 
 // The bilinear blend of four uint8 taps with fractions fx (columns), fy (rows), in float, as
 // OpenCV blends them; the vectorised CPU rows compute the same operations in the same order.
 HOST_DEVICE inline uint8_t blend_u8(float p00, float p01, float p10, float p11, float fx,
                                     float fy) {
-  const float top = p00 + fx * (p01 - p00), bot = p10 + fx * (p11 - p10);
-  return saturate_u8(top + fy * (bot - top));
+  const float top = add_rn(p00, mul_rn(fx, sub_rn(p01, p00)));
+  const float bot = add_rn(p10, mul_rn(fx, sub_rn(p11, p10)));
+  return saturate_u8(add_rn(top, mul_rn(fy, sub_rn(bot, top))));
 }
 
 // Index i of a row or column of n pixels under the padding mode; -1 for zero padding outside.
@@ -311,18 +308,20 @@ HOST_DEVICE inline int64_t border_index(int64_t i, int64_t n) {
   return i < n ? i : period - i;
 }
 
-// One output pixel (x, y) of a uint8 image, all C channels. img: the item's first element
-// with strides sc (channel), sy (row), sx (column) in elements; out: the pixel's first
-// channel, channels osc apart.
+// One output pixel (x, y) of a uint8 image, all C channels, with the source coordinate in
+// double. img: the item's first element with strides sc (channel), sy (row), sx (column) in
+// elements; out: the pixel's first channel, channels osc apart.
 template <int INTERP, int PAD>
 HOST_DEVICE inline void sample_pixel_u8(const double N[9], double x, double y,
                                         const uint8_t* img, int64_t C, int64_t H, int64_t W,
                                         int64_t sc, int64_t sy, int64_t sx, uint8_t* out,
                                         int64_t osc) {
-  const double w = N[6] * x + (N[7] * y + N[8]);
+  const double w = add_rn(mul_rn(N[6], x), add_rn(mul_rn(N[7], y), N[8]));
   if (w > kMinW) {
-    const double X = clamp_coord((N[0] * x + (N[1] * y + N[2])) / w);
-    const double Y = clamp_coord((N[3] * x + (N[4] * y + N[5])) / w);
+    const double X =
+        clamp_coord(div_rn(add_rn(mul_rn(N[0], x), add_rn(mul_rn(N[1], y), N[2])), w));
+    const double Y =
+        clamp_coord(div_rn(add_rn(mul_rn(N[3], x), add_rn(mul_rn(N[4], y), N[5])), w));
     if (INTERP == kNearest) {
       const int64_t xi = border_index<PAD>(static_cast<int64_t>(nearbyint(X)), W);
       const int64_t yi = border_index<PAD>(static_cast<int64_t>(nearbyint(Y)), H);
@@ -334,7 +333,7 @@ HOST_DEVICE inline void sample_pixel_u8(const double N[9], double x, double y,
     } else {
       const double fX = floor(X), fY = floor(Y);
       const int64_t x0 = static_cast<int64_t>(fX), y0 = static_cast<int64_t>(fY);
-      const float fx = static_cast<float>(X - fX), fy = static_cast<float>(Y - fY);
+      const float fx = static_cast<float>(sub_rn(X, fX)), fy = static_cast<float>(sub_rn(Y, fY));
       const int64_t xa = border_index<PAD>(x0, W), xb = border_index<PAD>(x0 + 1, W);
       const int64_t ya = border_index<PAD>(y0, H), yb = border_index<PAD>(y0 + 1, H);
       for (int64_t c = 0; c < C; ++c) {
@@ -349,6 +348,60 @@ HOST_DEVICE inline void sample_pixel_u8(const double N[9], double x, double y,
     }
   }
   for (int64_t c = 0; c < C; ++c) out[c * osc] = 0;
+}
+
+// The interior of a bilinear uint8 warp, where the source coordinate is computed in float32:
+// pixels whose source (u, v) has 0 <= u < u8_ulim(W) and 0 <= v < H - 1 blend their four taps
+// directly (no padding mode changes anything there). The limit stops 2 columns before the
+// row's last tap because the CPU's planar gathers read 4 bytes from the top-left tap; the same
+// limit for every layout and device keeps the bytes independent of both.
+HOST_DEVICE inline float u8_ulim(int64_t W) { return static_cast<float>(W - 3); }
+
+// The y terms of a row's float32 coordinates: (N1 y + N2, N4 y + N5, N7 y + N8).
+struct U8RowTerms {
+  float ub, vb, wb;
+};
+
+HOST_DEVICE inline U8RowTerms u8_row_terms(const float N[9], int64_t y) {
+  const float yy = static_cast<float>(y);
+  return {add_rn(mul_rn(N[1], yy), N[2]), add_rn(mul_rn(N[4], yy), N[5]),
+          add_rn(mul_rn(N[7], yy), N[8])};
+}
+
+// Source coordinate of output pixel xx of a row, in float32; returns whether the interior
+// blend takes the pixel. The CPU's AVX2 rows repeat these operations lane by lane.
+HOST_DEVICE inline bool u8_interior_coord(const float N[9], float xx, const U8RowTerms& t,
+                                          float ulim, float vlim, float& u, float& v) {
+  const float w = add_rn(mul_rn(N[6], xx), t.wb);
+  const bool wok = w > static_cast<float>(kMinW);
+  const float invw = div_rn(1.f, wok ? w : 1.f);
+  u = mul_rn(add_rn(mul_rn(N[0], xx), t.ub), invw);
+  v = mul_rn(add_rn(mul_rn(N[3], xx), t.vb), invw);
+  return wok && u >= 0.f && v >= 0.f && u < ulim && v < vlim;
+}
+
+// One output pixel (x, y) of a uint8 warp as every kernel computes it (the same bytes on the
+// CPU, with or without AVX2, and on the GPU): the float32 interior blend where it applies,
+// else sample_pixel_u8. Nd, Nf: the item's N in double and in float; t: u8_row_terms(Nf, y).
+template <int INTERP, int PAD>
+HOST_DEVICE inline void warp_pixel_u8(const double Nd[9], const float Nf[9], const U8RowTerms& t,
+                                      int64_t x, int64_t y, const uint8_t* img, int64_t C,
+                                      int64_t H, int64_t W, int64_t sc, int64_t sy, int64_t sx,
+                                      uint8_t* out, int64_t osc) {
+  if (INTERP == kBilinear) {
+    float u, v;
+    if (u8_interior_coord(Nf, static_cast<float>(x), t, u8_ulim(W), static_cast<float>(H - 1),
+                          u, v)) {
+      const int64_t xi = static_cast<int32_t>(u), yi = static_cast<int32_t>(v);
+      const float fx = sub_rn(u, static_cast<float>(xi)), fy = sub_rn(v, static_cast<float>(yi));
+      const uint8_t* p = img + yi * sy + xi * sx;
+      for (int64_t c = 0; c < C; ++c, p += sc)
+        out[c * osc] = blend_u8(p[0], p[sx], p[sy], p[sy + sx], fx, fy);
+      return;
+    }
+  }
+  sample_pixel_u8<INTERP, PAD>(Nd, static_cast<double>(x), static_cast<double>(y), img, C, H, W,
+                               sc, sy, sx, out, osc);
 }
 
 // Calls f with the modes as integral constants (host code).

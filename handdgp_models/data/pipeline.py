@@ -113,17 +113,19 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
     shift = torch.tensor([[1.0, 0.0, origin[0]], [0.0, 1.0, origin[1]], [0.0, 0.0, 1.0]],
                          dtype=torch.float64)
     H_src = (H @ shift)[None]  # maps the pixels of ``image`` (a crop) to the output
-    # uint8 in, uint8 out (rounded as OpenCV does); only the small output becomes float. The
-    # registered op is called directly: H is built here from checked inputs, so the public
-    # function's value checks (a determinant per call) would only repeat what is known.
+    # uint8 in, uint8 out (rounded as OpenCV does); only the small output becomes float. H is
+    # built here from checked inputs, so the warp's value checks (a determinant per call) are off.
     # A mirrored view is warped unmirrored into S + 1 columns, whose reversal is exactly the
     # flip u -> S - u (a copy, no second resampling).
+    from dgp_ops import warp_perspective
+
     width = S + 1 if mirror else S
-    warp = torch.ops.dgp_ops.warp_perspective
-    out = warp(image[None], H_src, S, width, "bilinear", cfg.padding_mode)[0]
+    out = warp_perspective(image[None], H_src, (S, width), "bilinear", cfg.padding_mode,
+                           check_values=False)[0]
     out_mask = None
     if mask is not None:
-        out_mask = warp(mask[None, None], H_src, S, width, "nearest", "zeros")[0, 0]
+        out_mask = warp_perspective(mask[None, None], H_src, (S, width), "nearest", "zeros",
+                                    check_values=False)[0, 0]
     if mirror:
         F = _flip(S)
         H, K1, R = F @ H, F @ K1 @ MIRROR, MIRROR @ R @ MIRROR

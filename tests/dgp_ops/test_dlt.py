@@ -284,15 +284,31 @@ def test_one_negative_weight_anywhere_is_an_error():
     for b, i in ((0, 0), (299, 20), (150, 7)):
         bad = w.clone()
         bad[b, i] = -1e-6
-        with pytest.raises(ValueError, match="weights must be non-negative"):
+        with pytest.raises(ValueError, match=rf"weights must be non-negative.*\[{b}\]"):
             solve(p3, p2, K, bad)
-        with pytest.raises(ValueError, match="weights must be non-negative"):
-            torch.ops.dgp_ops.weighted_dlt_translation(p3, p2, K, bad, 0.0)
+        # The op itself never reads values on the host: the item is invalid, on every device.
+        t, valid, saved = torch.ops.dgp_ops.weighted_dlt_translation(p3, p2, K, bad, 0.0)
+        assert not valid[b] and valid.sum() == 299
+        assert torch.all(t[b] == 0) and torch.all(saved[b] == 0)
+        t2, valid2 = solve(p3, p2, K, bad, return_valid=True, check_values=False)
+        assert torch.equal(t2, t) and torch.equal(valid2, valid)
     # NaN is not negative: the item is flagged invalid instead.
     nan = w.clone()
     nan[5, 3] = float("nan")
     _, valid = solve(p3, p2, K, nan, return_valid=True)
     assert not valid[5] and valid.sum() == 299
+
+
+def test_negative_weight_items_have_zero_gradients():
+    p3, p2, K, w = (x.double() for x in random_problem(3, 6, seed=4)[:4])
+    w = w.clone()
+    w[1, 2] = -0.5
+    ins = [x.clone().requires_grad_() for x in (p3, p2, K, w)]
+    t, valid = solve(*ins, return_valid=True, check_values=False)
+    assert valid.tolist() == [True, False, True]
+    t.sum().backward()
+    for x in ins:
+        assert torch.all(x.grad[1] == 0) and torch.any(x.grad[0] != 0)
 
 
 @pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])

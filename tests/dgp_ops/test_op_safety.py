@@ -193,12 +193,19 @@ def test_non_finite_upstream_gradient_propagates_on_valid_items(value):
         assert torch.equal(x.grad[2], torch.zeros_like(x.grad[2]))
 
 
-def test_negative_weights_raise_inside_compiled_graphs():
+def test_negative_weights_make_items_invalid_inside_compiled_graphs():
+    """A compiled graph reads no values: a negative weight invalidates its item, as the raw op
+    and check_values=False do eagerly."""
     p3, p2, K, w = _dlt_args(B=2, N=5)
     w = w.clone()
     w[1, 3] = -0.5
-    f = torch.compile(dgp_ops.solve_translation, fullgraph=True, backend="aot_eager")
-    with pytest.raises(Exception, match="weights must be non-negative"):
+
+    def f(*args):
+        return dgp_ops.solve_translation(*args, return_valid=True)
+
+    t, valid = torch.compile(f, fullgraph=True, backend="aot_eager")(p3, p2, K, w)
+    assert valid.tolist() == [True, False] and torch.all(t[1] == 0)
+    with pytest.raises(ValueError, match="weights must be non-negative"):
         f(p3, p2, K, w)
 
 
@@ -287,7 +294,7 @@ def test_constants_come_from_the_extension():
     assert dlt_op(p3, p2, K, w)[2].shape[1] == dgp_ops.dlt.SAVED_PER_ITEM == _C.DLT_SAVED_PER_ITEM
     assert dgp_ops.warp.MODES == _C.WARP_MODES == ("bilinear", "nearest")
     assert dgp_ops.warp.PADDING_MODES == _C.WARP_PADDING_MODES
-    assert dgp_ops.warp._MIN_REL_DET == _C.WARP_MIN_REL_DET
+    assert dgp_ops.MIN_REL_DET == _C.MIN_REL_DET == 1e-12
     from dgp_ops import reference_warp
     assert reference_warp._MIN_W == _C.WARP_MIN_W
 
