@@ -143,7 +143,8 @@ def solve_translation(
         raise TypeError(f"{_FWD}: damping must be a float, got {type(damping).__name__}")
     if points3d.dim() == 3:  # else the spec below names points3d
         B, N = points3d.shape[:2]
-        if K.dim() == 2:  # by rank: comparing shapes would specialise a traced batch size
+        # rank first: comparing a (B, 3, 3) shape with (3, 3) would specialise a traced batch
+        if K.dim() == 2 and K.shape == (3, 3):
             K = K.expand(B, 3, 3)
         if weights is None:
             weights = points3d.new_ones((B, N))

@@ -28,7 +28,9 @@ def warp_grid_reference(
     Returns:
         ``grid`` ``(B, out_h, out_w, 2)`` in ``grid_sample``'s ``align_corners=True``
         normalised coordinates and ``valid`` ``(B, 1, out_h, out_w)`` (source in front of the
-        camera, ``w`` > threshold after scaling ``H⁻¹`` to ``adj(H) / max|adj(H)|``).
+        camera, ``w`` > threshold after scaling ``H⁻¹`` to ``±adj(H) / max|adj(H)|``, the
+        sign under which the output's centre has ``w > 0``: ``H`` and ``-H`` are one
+        homography, and a mirroring ``H`` is as valid as any other).
     """
     B = H.shape[0]
     out_h, out_w = out_size
@@ -37,6 +39,9 @@ def warp_grid_reference(
     Hn = H / scale
     adj = torch.linalg.det(Hn)[:, None, None] * torch.linalg.inv(Hn)
     N = adj / adj.abs().flatten(1).amax(dim=1)[:, None, None]
+    centre = torch.tensor([(out_w - 1) / 2, (out_h - 1) / 2, 1.0], dtype=H.dtype,
+                          device=H.device)
+    N = torch.where((N[:, 2] @ centre < 0)[:, None, None], -N, N)
     ys, xs = torch.meshgrid(
         torch.arange(out_h, dtype=H.dtype, device=H.device),
         torch.arange(out_w, dtype=H.dtype, device=H.device),

@@ -217,7 +217,8 @@ def warp_perspective(
     """
     check_tensor(_FWD, "image", image)
     check_tensor(_FWD, "H", H)
-    if H.shape == (3, 3) and image.dim() >= 1:
+    # rank first: comparing a (B, 3, 3) shape with (3, 3) would specialise a traced batch
+    if H.dim() == 2 and H.shape == (3, 3) and image.dim() >= 1:
         H = H.expand(image.shape[0], 3, 3)
     out_h, out_w = _out_size(out_size)
     image, H = autocast_inputs(image, H)

@@ -31,12 +31,14 @@ namespace dgp_ops {
 namespace warp {
 namespace {
 
+// The items' parameters for an out_h x out_w output.
 template <typename T>
-std::vector<ItemParams> prepare_all(const at::Tensor& Hc) {
+std::vector<ItemParams> prepare_all(const at::Tensor& Hc, int64_t out_h, int64_t out_w) {
   const int64_t B = Hc.size(0);
   std::vector<ItemParams> params(static_cast<size_t>(B));
   const T* hp = Hc.data_ptr<T>();
-  for (int64_t b = 0; b < B; ++b) params[b] = prepare_item<T>(hp + b * 9);
+  const double cx = 0.5 * static_cast<double>(out_w - 1), cy = 0.5 * static_cast<double>(out_h - 1);
+  for (int64_t b = 0; b < B; ++b) params[b] = prepare_item<T>(hp + b * 9, cx, cy);
   return params;
 }
 
@@ -532,7 +534,7 @@ at::Tensor warp_perspective_cpu(const at::Tensor& image, const at::Tensor& H, in
   at::Tensor out = at::empty(out_sizes, img.options());
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "warp_perspective_cpu", [&] {
-    const auto params = prepare_all<scalar_t>(Hc);
+    const auto params = prepare_all<scalar_t>(Hc, out_h, out_w);
     dispatch_modes(interp, pad, [&](auto I, auto P) {
       forward_impl<scalar_t, decltype(I)::value, decltype(P)::value>(img, params, out);
     });
@@ -563,7 +565,7 @@ std::tuple<at::Tensor, at::Tensor> warp_perspective_backward_cpu(
     return {gimg, gH};
   }
   AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "warp_perspective_backward_cpu", [&] {
-    const auto params = prepare_all<scalar_t>(Hc);
+    const auto params = prepare_all<scalar_t>(Hc, grad_output.size(2), grad_output.size(3));
     dispatch_modes(interp, pad, [&](auto I, auto P) {
       constexpr int kI = decltype(I)::value, kP = decltype(P)::value;
       if (image_requires_grad && need_h)

@@ -252,7 +252,10 @@ at::Tensor warp_u8_cpu(const at::Tensor& image, const at::Tensor& H, int64_t out
   std::vector<ItemParams> params(static_cast<size_t>(Hc.size(0)));
   AT_DISPATCH_FLOATING_TYPES(Hc.scalar_type(), "warp_perspective_cpu_u8", [&] {
     const scalar_t* hp = Hc.const_data_ptr<scalar_t>();
-    for (size_t b = 0; b < params.size(); ++b) params[b] = prepare_item<scalar_t>(hp + b * 9);
+    const double cx = 0.5 * static_cast<double>(out_w - 1);
+    const double cy = 0.5 * static_cast<double>(out_h - 1);
+    for (size_t b = 0; b < params.size(); ++b)
+      params[b] = prepare_item<scalar_t>(hp + b * 9, cx, cy);
   });
   dispatch_modes(interp, pad, [&](auto I, auto P) {
     forward_impl_u8<decltype(I)::value, decltype(P)::value>(im, params, out);

@@ -37,10 +37,10 @@ static_assert(kItemThreads % gpu::kWarpSize == 0 && kItemThreads <= gpu::kMaxBlo
 
 template <typename T>
 __global__ void prepare_kernel(const T* __restrict__ H, ItemParams* __restrict__ params,
-                               int64_t first, int64_t end) {
+                               int64_t first, int64_t end, double ref_x, double ref_y) {
   const int64_t b = first + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= end) return;
-  params[b] = prepare_item<T>(H + b * 9);
+  params[b] = prepare_item<T>(H + b * 9, ref_x, ref_y);
 }
 
 template <typename T>
@@ -167,8 +167,10 @@ inline const ItemParams* params_of(const at::Tensor& t) {
   return reinterpret_cast<const ItemParams*>(t.const_data_ptr<uint8_t>());
 }
 
-// The (B, sizeof(ItemParams)) byte buffer of the items' parameters, filled on the device.
-inline at::Tensor prepare_params(const at::Tensor& Hc, gpu::Stream stream) {
+// The (B, sizeof(ItemParams)) byte buffer of the items' parameters for an oh x ow output,
+// filled on the device.
+inline at::Tensor prepare_params(const at::Tensor& Hc, int64_t oh, int64_t ow,
+                                 gpu::Stream stream) {
   const int64_t B = Hc.size(0);
   at::Tensor params = at::empty({B, static_cast<int64_t>(sizeof(ItemParams))},
                                 Hc.options().dtype(at::kByte));
@@ -176,7 +178,8 @@ inline at::Tensor prepare_params(const at::Tensor& Hc, gpu::Stream stream) {
   AT_DISPATCH_FLOATING_TYPES(Hc.scalar_type(), "warp_prepare_cuda", [&] {
     gpu::for_each_launch_x(B, kItemThreads, [&](int64_t first, int64_t end, dim3 grid) {
       gpu::launch(prepare_kernel<scalar_t>, grid, dim3(kItemThreads), stream,
-                  Hc.const_data_ptr<scalar_t>(), out, first, end);
+                  Hc.const_data_ptr<scalar_t>(), out, first, end,
+                  0.5 * static_cast<double>(ow - 1), 0.5 * static_cast<double>(oh - 1));
     });
   });
   return params;
@@ -198,7 +201,7 @@ inline at::Tensor forward(const at::Tensor& image, const at::Tensor& H, int64_t 
   at::Tensor out = at::empty({B, C, out_h, out_w}, img.options());
   if (out.numel() == 0) return out;
   const auto stream = gpu::current_stream();
-  const at::Tensor params = prepare_params(Hc, stream);
+  const at::Tensor params = prepare_params(Hc, out_h, out_w, stream);
   const ItemParams* pp = params_of(params);
   const int64_t blocks_x = pixel_blocks(out_h, out_w);
   if (u8) {
@@ -249,7 +252,7 @@ inline std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad_output
     return {gimg, gH};
   }
   const auto stream = gpu::current_stream();
-  const at::Tensor params = prepare_params(Hc, stream);
+  const at::Tensor params = prepare_params(Hc, oh, ow, stream);
   const ItemParams* pp = params_of(params);
   const int64_t blocks_x = pixel_blocks(oh, ow);
   at::Tensor partial;

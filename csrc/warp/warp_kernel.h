@@ -29,8 +29,10 @@ constexpr int kReflection = 2;
 // output pixel has no valid source: behind the camera or at infinity.
 constexpr double kMinW = 1e-6;
 
-// Per-item parameters, in double: N = adj(H) / max|adj(H)| (a scaled inverse, invariant to
+// Per-item parameters, in double: N = +-adj(H) / max|adj(H)| (a scaled inverse, invariant to
 // the scale and sign of H), Hinv = H^-1 = c * N, valid = H invertible (common/small_matrix.h).
+// The sign of N is the one under which the output image's centre has a source in front
+// (w > 0): H and -H are one homography, and a mirroring H (det < 0) is as valid as any other.
 // The CPU kernels keep one per item in a vector; the CUDA kernels in a device buffer that
 // prepare_kernel fills and every other kernel reads, as this struct.
 struct ItemParams {
@@ -46,8 +48,9 @@ static_assert(sizeof(ItemParams) == 20 * sizeof(double) &&
                   alignof(ItemParams) == alignof(double),
               "ItemParams packs into 20 doubles, so an array of them keeps every double aligned");
 
+// ref_x, ref_y: the output image's centre, ((out_w - 1) / 2, (out_h - 1) / 2).
 template <typename T>
-HOST_DEVICE inline ItemParams prepare_item(const T* Hp) {
+HOST_DEVICE inline ItemParams prepare_item(const T* Hp, double ref_x, double ref_y) {
   ItemParams p;
   p.valid = false;
   p.c = 0.0;
@@ -60,11 +63,12 @@ HOST_DEVICE inline ItemParams prepare_item(const T* Hp) {
   if (!invertible3(h, m, a, det)) return p;
   double am = 0.0;
   for (int k = 0; k < 9; ++k) am = abs_d(a[k]) > am ? abs_d(a[k]) : am;
+  const double s = a[6] * ref_x + a[7] * ref_y + a[8] < 0.0 ? -am : am;
   for (int k = 0; k < 9; ++k) {
-    p.N[k] = a[k] / am;
+    p.N[k] = a[k] / s;
     p.Hinv[k] = a[k] / (det * m);
   }
-  p.c = am / (det * m);
+  p.c = s / (det * m);
   p.valid = true;
   return p;
 }

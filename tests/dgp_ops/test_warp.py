@@ -164,15 +164,16 @@ def test_scale_and_sign_of_h_do_not_matter():
 
 
 def test_behind_camera_is_padding_with_zero_gradient():
-    # Output column x maps to source w = 1 - x / 5: columns x >= 5 have no valid source.
+    # Output column x maps to source w = 1 - x / 5: columns x >= 5 have no valid source (the
+    # output's centre, x = 3.5, sees its source in front: that fixes the sign of H).
     Hinv = torch.tensor([[1.0, 0, 0], [0, 1, 0], [-0.2, 0, 1]], dtype=torch.float64)
     H = torch.linalg.inv(Hinv)[None].requires_grad_()
     img = torch.rand(1, 2, 6, 6, dtype=torch.float64, requires_grad=True)
     for padding_mode in PADDING_MODES:
-        out = warp(img, H, (6, 12), padding_mode=padding_mode)
+        out = warp(img, H, (6, 8), padding_mode=padding_mode)
         assert torch.isfinite(out).all()
         assert (out[..., 5:] == 0).all()
-        ref = warp_perspective_reference(img, H, (6, 12), "bilinear", padding_mode)
+        ref = warp_perspective_reference(img, H, (6, 8), "bilinear", padding_mode)
         torch.testing.assert_close(out, ref)
         gi, gh = torch.autograd.grad(out[..., 5:].sum(), (img, H), retain_graph=True)
         assert torch.equal(gi, torch.zeros_like(gi)) and torch.equal(gh, torch.zeros_like(gh))
@@ -422,3 +423,34 @@ def test_uint8_has_no_gradient_and_saturates():
     assert torch.equal(out, torch.full_like(out, 255))
     torch.library.opcheck(torch.ops.dgp_ops.warp_perspective.default,
                           (img, H.detach().expand(1, 3, 3), 5, 5, "bilinear", "zeros"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_mirroring_and_negated_homographies_match_opencv(dtype):
+    """H and -H are one homography, and a mirror (det H < 0) is as valid as a rotation: the
+    warp samples where OpenCV does, for every sign."""
+    hwc, H = _u8_batch(2, 37, 45, seed=40)
+    flip = torch.tensor([[-1.0, 0.0, 40.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=H.dtype)
+    mirrored = flip @ H  # det < 0
+    assert (torch.linalg.det(mirrored) < 0).all()
+    image = hwc.permute(0, 3, 1, 2)
+    if dtype == torch.float32:
+        image = image.float() / 255
+        H, mirrored = H.float(), mirrored.float()
+    for Hs in (mirrored, -mirrored, -H):
+        out = warp(image, Hs, (33, 41))
+        assert out.abs().sum() > 0
+        for b in range(2):
+            src = image[b].permute(1, 2, 0).contiguous().numpy()
+            ref = cv2.warpPerspective(src, Hs[b].numpy(), (41, 33), flags=cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            got = out[b].permute(1, 2, 0).numpy()
+            diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+            tol = 1 if dtype == torch.uint8 else 2e-2  # OpenCV rounds coordinates to 1/32 px
+            assert diff.max() <= tol, (b, diff.max())
+    # the reference implementation orients the same way
+    source = image.double() if dtype == torch.float32 else image.double() / 255
+    ref = warp_perspective_reference(source, mirrored.double(), (33, 41), "bilinear", "zeros")
+    got = warp(source, mirrored.double(), (33, 41))
+    assert ref.abs().sum() > 0
+    torch.testing.assert_close(got, ref)
