@@ -20,7 +20,8 @@ from torch._subclasses.fake_tensor import is_fake
 
 from . import _C
 
-FLOAT_DTYPES = (torch.float32, torch.float64)
+#: Floating dtypes the ops take; float16 and bfloat16 are computed in float32 inside.
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 # |det(A / max|A_ij|)| above which a finite 3x3 matrix counts as invertible, for every op.
 MIN_REL_DET: float = _C.MIN_REL_DET
@@ -38,8 +39,9 @@ def _stream_capturing() -> bool:
 
 def has_values(*tensors: torch.Tensor) -> bool:
     """Whether values may be read: False for meta or fake tensors, while ``torch.compile``
-    traces, and while the current CUDA stream is being captured into a graph."""
-    if torch.compiler.is_compiling():
+    traces, under a ``torch.func`` transform (vmap, grad, ...: batched or wrapped values), and
+    while the current CUDA stream is being captured into a graph."""
+    if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack():
         return False
     if any(t.device.type == "meta" or is_fake(t) for t in tensors):
         return False
@@ -123,10 +125,11 @@ def spec_applies() -> bool:
 
 
 def check_float_tensor(op: str, name: str, x: object) -> None:
-    """A float32 or float64 tensor (plain raises: traceable by torch.compile)."""
+    """A floating tensor of :data:`FLOAT_DTYPES` (plain raises: traceable by torch.compile)."""
     check_tensor(op, name, x)
     if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{op}: {name} must be float32 or float64, got {x.dtype}")
+        raise TypeError(f"{op}: {name} must be float16, bfloat16, float32 or float64, got "
+                        f"{x.dtype}")
 
 
 def check_shape(op: str, name: str, t: torch.Tensor, sizes: Sequence[int | None],
@@ -143,7 +146,8 @@ def check_shape(op: str, name: str, t: torch.Tensor, sizes: Sequence[int | None]
 
 def check_floating(op: str, name: str, t: torch.Tensor) -> None:
     check_type(
-        t.dtype in FLOAT_DTYPES, lambda: f"{op}: {name} must be float32 or float64, got {t.dtype}"
+        t.dtype in FLOAT_DTYPES,
+        lambda: f"{op}: {name} must be float16, bfloat16, float32 or float64, got {t.dtype}",
     )
 
 

@@ -9,6 +9,7 @@ import torch
 __all__ = ["solve_translation"]
 
 from . import _C
+from ._transforms import SolveTranslation, transforms_active
 from ._validation import (
     autocast_inputs,
     check_device,
@@ -156,5 +157,6 @@ def solve_translation(
             ~(weights < 0).any(dim=1),
             lambda bad: f"{_FWD}: weights must be non-negative; they are not in {items(bad)}",
         )
-    t, valid, _ = _fwd(points3d, points2d, K, weights, float(damping))
+    fwd = SolveTranslation.apply if transforms_active() else _fwd
+    t, valid, _ = fwd(points3d, points2d, K, weights, float(damping))
     return (t, valid) if return_valid else t

@@ -15,7 +15,9 @@ import torch
 __all__ = ["warp_perspective", "MODES", "PADDING_MODES"]
 
 from . import _C
+from ._transforms import WarpPerspective, transforms_active
 from ._validation import (
+    FLOAT_DTYPES,
     MAX_INT32_ELEMENTS,
     MIN_REL_DET,
     autocast_inputs,
@@ -46,8 +48,9 @@ def _check_image_and_h(op: str, image, H, allow_uint8: bool) -> None:
     is_u8 = image.dtype == torch.uint8
     if allow_uint8:
         check_type(
-            is_u8 or image.dtype in (torch.float32, torch.float64),
-            lambda: f"{op}: image must be uint8, float32 or float64, got {image.dtype}",
+            is_u8 or image.dtype in FLOAT_DTYPES,
+            lambda: f"{op}: image must be uint8, float16, bfloat16, float32 or float64, got "
+            f"{image.dtype}",
         )
     else:
         check_floating(op, "image", image)
@@ -230,4 +233,5 @@ def warp_perspective(
             lambda bad: f"{_FWD}: H is not invertible (NaN/Inf, or |det(H / max|H|)| <= "
             f"{MIN_REL_DET}) in {items(bad)}",
         )
-    return _op(image, H, out_h, out_w, mode, padding_mode)
+    op = WarpPerspective.apply if transforms_active() else _op
+    return op(image, H, out_h, out_w, mode, padding_mode)

@@ -64,10 +64,12 @@ inline void shape(const Arg& a, std::initializer_list<int64_t> sizes, const char
                     "), got ", a.t.sizes());
 }
 
+// float32 or float64, or float16/bfloat16 (computed in float32, common/reduced_precision.h).
 inline void floating(const Arg& a) {
-  TORCH_CHECK_TYPE(a.t.scalar_type() == at::kFloat || a.t.scalar_type() == at::kDouble, a.op,
-                   ": ", a.name, " must be float32 or float64, got ",
-                   dtype_name(a.t.scalar_type()));
+  const at::ScalarType t = a.t.scalar_type();
+  TORCH_CHECK_TYPE(t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16,
+                   a.op, ": ", a.name, " must be float16, bfloat16, float32 or float64, got ",
+                   dtype_name(t));
 }
 
 // Same dtype and device as the reference argument.

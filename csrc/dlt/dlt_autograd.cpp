@@ -3,6 +3,7 @@
 #include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
 #include <torch/library.h>
 
 #include <tuple>
@@ -87,15 +88,6 @@ std::tuple<Tensor, Tensor, Tensor> forward_autograd(const Tensor& p3, const Tens
   return {r[0], r[1], r[2]};
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor> backward_autograd(const Tensor& gt, const Tensor& p3,
-                                                             const Tensor& p2, const Tensor& K,
-                                                             const Tensor& w,
-                                                             const Tensor& saved,
-                                                             double damping) {
-  const auto r = BackwardFunction::apply(gt, p3, p2, K, w, saved, damping);
-  return {r[0], r[1], r[2], r[3]};
-}
-
 // Under torch.autocast: the fp32 cast policy (float16/bfloat16 inputs run in float32, float64
 // stays float64), as for torch's own precision-sensitive ops.
 template <c10::DeviceType D>
@@ -128,7 +120,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> backward_autocast(const Tensor& gt, c
 
 TORCH_LIBRARY_IMPL(dgp_ops, Autograd, m) {
   m.impl("weighted_dlt_translation", &forward_autograd);
-  m.impl("weighted_dlt_translation_backward", &backward_autograd);
+  // The backward op is not differentiable (the forward's backward raises on double backward
+  // itself); the standard fallback says so and lets torch.func transforms call it.
+  m.impl("weighted_dlt_translation_backward", torch::autograd::autogradNotImplementedFallback());
 }
 
 TORCH_LIBRARY_IMPL(dgp_ops, AutocastCUDA, m) {

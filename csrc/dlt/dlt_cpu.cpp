@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "common/cpu_dispatch.h"
+#include "common/reduced_precision.h"
 #include "dlt/dlt_checks.h"
 #include "dlt/dlt_kernel.h"
 
@@ -111,6 +112,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dlt_forward_cpu(const at::Tensor&
                                                    const at::Tensor& K, const at::Tensor& weights,
                                                    double damping) {
   dlt::check_forward_args(dlt::kForwardOp, points3d, points2d, K, weights, damping);
+  if (is_reduced(points3d))
+    return in_float32(points3d.scalar_type(), dlt_forward_cpu, points3d, points2d, K, weights,
+                      damping);
   const auto p3 = points3d.contiguous();
   const auto p2 = points2d.contiguous();
   const auto [k, ks] = dlt::intrinsics_view(K);
@@ -138,6 +142,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dlt_backward_cpu(
     const at::Tensor& grad_t, const at::Tensor& points3d, const at::Tensor& points2d,
     const at::Tensor& K, const at::Tensor& weights, const at::Tensor& saved, double damping) {
   dlt::check_backward_args(grad_t, points3d, points2d, K, weights, saved, damping);
+  if (is_reduced(points3d))
+    return in_float32(points3d.scalar_type(), dlt_backward_cpu, grad_t, points3d, points2d, K,
+                      weights, saved, damping);
   const auto gt = grad_t.contiguous();
   const auto sv = saved.contiguous();
   const auto p3 = points3d.contiguous();

@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "common/gpu.h"
+#include "common/reduced_precision.h"
 #include "dlt/dlt_checks.h"
 #include "dlt/dlt_kernel.h"
 
@@ -94,6 +95,8 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const at::Tensor& 
                                                               const at::Tensor& weights,
                                                               double damping) {
   check_forward_args(kForwardOp, points3d, points2d, K, weights, damping);
+  if (is_reduced(points3d))
+    return in_float32(points3d.scalar_type(), forward, points3d, points2d, K, weights, damping);
   const gpu::DeviceGuard guard(points3d.device());
   const auto p3 = points3d.contiguous();
   const auto p2 = points2d.contiguous();
@@ -122,6 +125,9 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward(
     const at::Tensor& grad_t, const at::Tensor& points3d, const at::Tensor& points2d,
     const at::Tensor& K, const at::Tensor& weights, const at::Tensor& saved, double damping) {
   check_backward_args(grad_t, points3d, points2d, K, weights, saved, damping);
+  if (is_reduced(points3d))
+    return in_float32(points3d.scalar_type(), backward, grad_t, points3d, points2d, K, weights,
+                      saved, damping);
   const gpu::DeviceGuard guard(points3d.device());
   const auto gt = grad_t.contiguous();
   const auto sv = saved.contiguous();

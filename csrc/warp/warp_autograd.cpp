@@ -4,6 +4,7 @@
 #include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
 #include <torch/library.h>
 
 #include <string>
@@ -88,14 +89,6 @@ Tensor forward_autograd(const Tensor& image, const Tensor& H, int64_t oh, int64_
   return ForwardFunction::apply(image, H, oh, ow, mode, pad)[0];
 }
 
-std::tuple<Tensor, Tensor> backward_autograd(const Tensor& g, const Tensor& image,
-                                             const Tensor& H, c10::string_view mode,
-                                             c10::string_view pad, bool need_image,
-                                             bool need_h) {
-  const auto r = BackwardFunction::apply(g, image, H, mode, pad, need_image, need_h);
-  return {r[0], r[1]};
-}
-
 // Under torch.autocast: the fp32 cast policy (float16/bfloat16 images and H run in float32,
 // float64 and uint8 stay as they are).
 template <c10::DeviceType D>
@@ -125,7 +118,9 @@ std::tuple<Tensor, Tensor> backward_autocast(const Tensor& g, const Tensor& imag
 
 TORCH_LIBRARY_IMPL(dgp_ops, Autograd, m) {
   m.impl("warp_perspective", &forward_autograd);
-  m.impl("warp_perspective_backward", &backward_autograd);
+  // The backward op is not differentiable (the forward's backward raises on double backward
+  // itself); the standard fallback says so and lets torch.func transforms call it.
+  m.impl("warp_perspective_backward", torch::autograd::autogradNotImplementedFallback());
 }
 
 TORCH_LIBRARY_IMPL(dgp_ops, AutocastCUDA, m) {

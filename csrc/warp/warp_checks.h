@@ -34,8 +34,8 @@ inline std::pair<int, int> check_modes(const char* op, c10::string_view mode,
   return {interp, pad};
 }
 
-// image (B, C, H, W) and H (B, 3, 3). Images are float32/float64 with H of the same dtype,
-// or (forward only) uint8 with a float32/float64 H.
+// image (B, C, H, W) and H (B, 3, 3). Images are floating (float16, bfloat16, float32, float64)
+// with H of the same dtype, or (forward only) uint8 with a floating H.
 inline void check_image_and_h(const char* op, const at::Tensor& image, const at::Tensor& H,
                               bool allow_uint8) {
   using checks::Arg;
@@ -43,10 +43,11 @@ inline void check_image_and_h(const char* op, const at::Tensor& image, const at:
   checks::shape(img, {-1, -1, -1, -1}, "(B, C, H, W)");
   const bool is_u8 = image.scalar_type() == at::kByte;
   if (allow_uint8) {
-    TORCH_CHECK_TYPE(is_u8 || image.scalar_type() == at::kFloat ||
-                         image.scalar_type() == at::kDouble,
-                     op, ": image must be uint8, float32 or float64, got ",
-                     checks::dtype_name(image.scalar_type()));
+    const at::ScalarType t = image.scalar_type();
+    TORCH_CHECK_TYPE(is_u8 || t == at::kFloat || t == at::kDouble || t == at::kHalf ||
+                         t == at::kBFloat16,
+                     op, ": image must be uint8, float16, bfloat16, float32 or float64, got ",
+                     checks::dtype_name(t));
   } else {
     checks::floating(img);
   }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/cpu_dispatch.h"
+#include "common/reduced_precision.h"
 #include "common/zeroed_alloc.h"
 #include "warp/warp_checks.h"
 #include "warp/warp_cpu_u8.h"
@@ -528,6 +529,9 @@ at::Tensor warp_perspective_cpu(const at::Tensor& image, const at::Tensor& H, in
                                 c10::string_view padding_mode) {
   int interp, pad;
   std::tie(interp, pad) = check_forward_args(image, H, out_h, out_w, mode, padding_mode);
+  if (is_reduced(H))  // a half image has a half H; a uint8 image may have one
+    return in_float32(H.scalar_type(), warp_perspective_cpu, image, H, out_h, out_w, mode,
+                      padding_mode);
   if (image.scalar_type() == at::kByte) return warp_u8_cpu(image, H, out_h, out_w, interp, pad);
   const at::Tensor img = image.contiguous(), Hc = H.contiguous();
   const std::array<int64_t, 4> out_sizes = {img.size(0), img.size(1), out_h, out_w};
@@ -548,6 +552,9 @@ std::tuple<at::Tensor, at::Tensor> warp_perspective_backward_cpu(
     bool H_requires_grad) {
   int interp, pad;
   std::tie(interp, pad) = check_backward_args(grad_output, image, H, mode, padding_mode);
+  if (is_reduced(H))  // a half image has a half H; a uint8 image may have one
+    return in_float32(H.scalar_type(), warp_perspective_backward_cpu, grad_output, image, H,
+                      mode, padding_mode, image_requires_grad, H_requires_grad);
   const at::Tensor img = image.contiguous(), Hc = H.contiguous();
   const bool need_h = H_requires_grad && interp == kBilinear;
   // A gradient that is not requested comes back as an empty tensor. The image gradient is

@@ -19,6 +19,7 @@
 #include <tuple>
 
 #include "common/gpu.h"
+#include "common/reduced_precision.h"
 #include "warp/warp_checks.h"
 #include "warp/warp_kernel.h"
 
@@ -191,6 +192,8 @@ inline at::Tensor forward(const at::Tensor& image, const at::Tensor& H, int64_t 
                           int64_t out_w, c10::string_view mode, c10::string_view padding_mode) {
   int interp, pad;
   std::tie(interp, pad) = check_forward_args(image, H, out_h, out_w, mode, padding_mode);
+  if (is_reduced(H))  // a half image has a half H; a uint8 image may have one
+    return in_float32(H.scalar_type(), forward, image, H, out_h, out_w, mode, padding_mode);
   const gpu::DeviceGuard guard(image.device());
   const bool u8 = image.scalar_type() == at::kByte;
   // uint8 images are read in place in NCHW or channels-last memory, as on the CPU.
@@ -236,6 +239,9 @@ inline std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad_output
                                                    bool H_requires_grad) {
   int interp, pad;
   std::tie(interp, pad) = check_backward_args(grad_output, image, H, mode, padding_mode);
+  if (is_reduced(H))  // a half image has a half H; a uint8 image may have one
+    return in_float32(H.scalar_type(), backward, grad_output, image, H, mode, padding_mode,
+                      image_requires_grad, H_requires_grad);
   if (image_requires_grad)
     at::globalContext().alertNotDeterministic(
         "warp_perspective_backward: the image gradient on CUDA (scattered with atomic adds)");

@@ -24,6 +24,7 @@ from dgp_ops import rectify as rc
 from .dlt_helpers import random_problem
 
 FLOATS = (torch.float32, torch.float64)
+ACCEPTED = FLOATS + (torch.float16, torch.bfloat16)  # the ops compute the half types in float32
 BAD_ERRORS = (ValueError, TypeError)
 KINDS = ("same", "same", "noncontig", "expand", "rank", "size", "dtype", "meta", "nonfinite")
 OTHER_DTYPES = (torch.float32, torch.float64, torch.float16, torch.int64, torch.uint8, torch.bool)
@@ -101,7 +102,7 @@ def dlt_problem(draw):
 def dlt_well_formed(p3, p2, K, w, damping, check_values: bool = False) -> bool:
     """Whether a DLT call is accepted: the ops read no values (a negative weight makes its item
     invalid); the public function with check_values rejects negative weights."""
-    if p3.dim() != 3 or p3.shape[2] != 3 or p3.dtype not in FLOATS:
+    if p3.dim() != 3 or p3.shape[2] != 3 or p3.dtype not in ACCEPTED:
         return False
     B, N = p3.shape[:2]
     return (N >= 2 and p2.shape == (B, N, 2) and K.shape == (B, 3, 3) and w.shape == (B, N)
@@ -197,8 +198,8 @@ def warp_problem(draw):
 def warp_image_ok(image, H, allow_uint8: bool) -> bool:
     if image.dim() != 4 or H.dim() != 3 or H.shape != (image.shape[0], 3, 3):
         return False
-    image_types = FLOATS + ((torch.uint8,) if allow_uint8 else ())
-    if image.dtype not in image_types or H.dtype not in FLOATS:
+    image_types = ACCEPTED + ((torch.uint8,) if allow_uint8 else ())
+    if image.dtype not in image_types or H.dtype not in ACCEPTED:
         return False
     if image.dtype != torch.uint8 and H.dtype != image.dtype:
         return False
