@@ -92,6 +92,16 @@ def _build_settings(with_cuda: bool) -> dict:
             "cuda_home": CUDA_HOME if with_cuda else None}
 
 
+def _remove_stale_modules(cmd) -> None:
+    """Leave exactly one dgp_ops._C module where the build put it (the package for an in-place
+    build, build/lib.* for a wheel): a copy with another suffix (a build for one Python version,
+    from before the abi3 build) would be imported first or shipped in the wheel."""
+    built = cmd.get_ext_fullpath("dgp_ops._C")
+    for path in glob.glob(os.path.join(os.path.dirname(built), "_C.*.so")):
+        if os.path.basename(path) != os.path.basename(built):
+            os.remove(path)
+
+
 class IncrementalBuild(BuildExtension.with_options(use_ninja=True)):
     """Rebuild from scratch when the build settings changed since the last build (a torch
     upgrade, CUDA switched on or off, another architecture list); otherwise setuptools and
@@ -109,6 +119,7 @@ class IncrementalBuild(BuildExtension.with_options(use_ninja=True)):
             shutil.rmtree(self.build_temp, ignore_errors=True)
             self.force = True
         super().run()
+        _remove_stale_modules(self)
         os.makedirs(self.build_temp, exist_ok=True)
         with open(stamp, "w") as f:
             json.dump(want, f)
@@ -124,6 +135,7 @@ def _extension():
     include_dirs = [os.path.join(ROOT, "csrc")]
     kwargs = dict(
         name="dgp_ops._C",
+        py_limited_api=True,  # csrc/dgp_ops.cpp uses only the limited API: an abi3 module
         include_dirs=include_dirs,
         extra_link_args=["-fopenmp"],
         depends=headers,  # a changed header rebuilds (setuptools compares these with the .so)
@@ -143,4 +155,5 @@ if __name__ == "__main__":
     setup(
         ext_modules=[] if os.environ.get("DGP_OPS_NO_EXTENSION") == "1" else [_extension()],
         cmdclass={"build_ext": IncrementalBuild},
+        options={"bdist_wheel": {"py_limited_api": "cp310"}},
     )

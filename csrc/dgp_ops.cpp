@@ -2,6 +2,9 @@
 // Backends register kernels with TORCH_LIBRARY_IMPL in csrc/<family>/<family>_{cpu.cpp,cuda.cu},
 // autograd in csrc/<family>/<family>_autograd.cpp; fake kernels are registered from Python
 // (dgp_ops/<family>.py).
+// The module uses only Python's limited API (3.10 and later), so one build (a cp310-abi3 wheel)
+// serves every supported Python for a given torch.
+#define Py_LIMITED_API 0x030A0000
 #include <Python.h>
 #include <torch/library.h>
 
@@ -22,7 +25,10 @@ PyObject* names_tuple(const char* const* names, int n) {
       Py_DECREF(t);
       return nullptr;
     }
-    PyTuple_SET_ITEM(t, i, s);
+    if (PyTuple_SetItem(t, i, s) < 0) {  // steals s
+      Py_DECREF(t);
+      return nullptr;
+    }
   }
   return t;
 }

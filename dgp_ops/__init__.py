@@ -5,6 +5,9 @@ under ``torch.ops.dgp_ops``; each Python module then registers fake (meta) kerne
 and exposes the public functions (autograd and autocast are registered in C++).
 """
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
+
 import torch  # noqa: F401  (the extension links against libtorch)
 
 try:
@@ -25,7 +28,10 @@ from ._validation import MIN_REL_DET, invertible  # noqa: E402
 from .dlt import solve_translation  # noqa: E402
 from .warp import warp_perspective  # noqa: E402
 
-__version__ = "0.1.0"
+try:  # dgp_ops ships in the handdgp distribution, whose version is declared once
+    __version__ = _distribution_version("handdgp")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 __all__: list[str] = [
     "MIN_REL_DET",
     "dlt",

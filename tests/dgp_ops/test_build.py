@@ -58,3 +58,12 @@ def test_torch_accepts_the_installed_toolkits_default_list(monkeypatch):
         assert f"-gencode=arch=compute_{sm},code=sm_{sm}" in flags, (a, flags)
     newest = archs[-1].replace(".", "")
     assert f"-gencode=arch=compute_{newest},code=compute_{newest}" in flags
+
+
+def test_the_extension_is_one_abi3_module_and_the_version_is_the_distributions():
+    import dgp_ops
+    import handdgp_models
+
+    built = sorted(p.name for p in pathlib.Path(dgp_ops.__file__).parent.glob("_C.*.so"))
+    assert built == ["_C.abi3.so"], built
+    assert dgp_ops.__version__ == handdgp_models.__version__
