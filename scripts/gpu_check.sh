@@ -2,11 +2,13 @@
 # One command for a machine with a CUDA GPU: build the extension for that GPU, run the
 # CUDA-marked tests (tests/dgp_ops/test_cuda.py: uint8 bytes, channels-last, non-contiguous and
 # expanded inputs, empty batches, more than 65,535 items, a non-default stream, cuda:1 when
-# present, no host syncs, graph capture, reduce-overhead, deterministic mode, autocast; and the
-# CUDA-vs-CPU comparisons of test_dlt.py and test_warp.py), bench_dlt on the GPU, a GPU warp
-# comparison (dgp_ops vs kornia and grid_sample, H-only and image+H forward + backward, peak GPU
-# memory), bench_warp (CPU), and a short training-throughput run, then print one summary. Meant
-# to finish in under 10 minutes.
+# present, no host syncs, graph capture, reduce-overhead, deterministic mode, autocast; the
+# CUDA-vs-CPU comparisons of test_dlt.py and test_warp.py; AOTInductor packages compiled for
+# CUDA and run in a fresh process, of the ops and of the network, in test_export_ops.py and
+# tests/handdgp_models/test_export.py), bench_dlt on the GPU, a GPU warp comparison (dgp_ops vs
+# kornia and grid_sample, H-only and image+H forward + backward, peak GPU memory), bench_warp
+# (CPU), and a short training-throughput run in fp32 and bf16, then print one summary. Meant to
+# finish in about 10 minutes.
 #
 #   bash scripts/gpu_check.sh          # uses .venv/bin/python (or $PYTHON); logs in build/gpu_check
 set -uo pipefail
@@ -39,7 +41,8 @@ GPU=$($PY -c "import torch; print(torch.cuda.get_device_name())")
 
 step build 420 env FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$ARCH" MAX_JOBS=$(nproc) \
   "$PY" setup.py build_ext --inplace || { printf '%s\n' "${SUMMARY[@]}"; exit 1; }
-step cuda_tests 420 "$PY" -m pytest -q -p no:cacheprovider -rs -m cuda tests/dgp_ops
+step cuda_tests 540 "$PY" -m pytest -q -p no:cacheprovider -rs -m cuda tests/dgp_ops \
+  tests/handdgp_models/test_export.py
 step bench_dlt 120 "$PY" -m benchmarks.bench_dlt --device cuda
 step warp_gpu 120 "$PY" - <<'PY'
 import torch
@@ -107,22 +110,27 @@ def floats(x):
     return []
 
 
-def step():
+def step(dtype):
     opt.zero_grad(set_to_none=True)
-    loss = sum(t.float().square().mean() for t in floats(model(image, K, R)))
+    with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
+        outputs = model(image, K, R)
+    loss = sum(t.float().square().mean() for t in floats(outputs))
     loss.backward()
     opt.step()
 
 
-for _ in range(3):
-    step()
-torch.cuda.synchronize()
-n, t0 = 20, time.perf_counter()
-for _ in range(n):
-    step()
-torch.cuda.synchronize()
-dt = (time.perf_counter() - t0) / n
-print(f"training step (resnet50, B={B}, 224 px): {dt * 1e3:.1f} ms, {B / dt:.0f} images/s")
+# train.precision's two settings for GPUs: float32, and bfloat16 autocast (no scaler needed)
+for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+    for _ in range(3):
+        step(dtype)
+    torch.cuda.synchronize()
+    n, t0 = 20, time.perf_counter()
+    for _ in range(n):
+        step(dtype)
+    torch.cuda.synchronize()
+    dt = (time.perf_counter() - t0) / n
+    print(f"training step {name} (resnet50, B={B}, 224 px): {dt * 1e3:.1f} ms, "
+          f"{B / dt:.0f} images/s")
 PY
 
 echo
@@ -132,4 +140,4 @@ echo "---- cuda tests";  grep -E "^(FAILED|ERROR|SKIPPED)" "$LOG/cuda_tests.log"
 echo "---- bench_dlt";   cat "$LOG/bench_dlt.log"
 echo "---- warp on the GPU"; cat "$LOG/warp_gpu.log"
 echo "---- bench_warp (CPU)"; cat "$LOG/bench_warp.log"
-echo "---- training";    tail -n 1 "$LOG/train.log"
+echo "---- training";    tail -n 2 "$LOG/train.log"

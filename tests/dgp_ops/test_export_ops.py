@@ -27,7 +27,13 @@ class OpsModule(torch.nn.Module):
         return shifted, rect.R, t, valid
 
 
-def _inputs(batch: int):
+#: Where the package is compiled and run: the CPU here, a CUDA device in scripts/gpu_check.sh.
+DEVICES = ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])]
+
+
+def _inputs(batch: int, device: str = "cpu"):
     g = torch.Generator().manual_seed(batch)
     K = torch.tensor([[80.0, 0.0, 31.5], [0.0, 80.0, 23.5], [0.0, 0.0, 1.0]]).repeat(batch, 1, 1)
     center = torch.tensor([30.0, 20.0]) + torch.rand(batch, 2, generator=g) * 4
@@ -37,14 +43,14 @@ def _inputs(batch: int):
         [[60.0, 0.0, S / 2], [0.0, 60.0, S / 2], [0.0, 0.0, 1.0]]).T
     points2d = proj[..., :2] / proj[..., 2:]
     weights = torch.rand(batch, 21, generator=g) + 0.1
-    return (torch.rand(batch, 3, 48, 64, generator=g), K, center, side, points3d, points2d,
-            weights)
+    return tuple(x.to(device) for x in (torch.rand(batch, 3, 48, 64, generator=g), K, center,
+                                         side, points3d, points2d, weights))
 
 
-def _export():
+def _export(device: str = "cpu"):
     b = torch.export.Dim("batch", min=1, max=256)
     dims = ({0: b}, {0: b}, {0: b}, {0: b}, {0: b}, {0: b}, {0: b})
-    return torch.export.export(OpsModule(), _inputs(2), dynamic_shapes=dims)
+    return torch.export.export(OpsModule(), _inputs(2, device), dynamic_shapes=dims)
 
 
 def test_export_with_a_dynamic_batch_equals_eager():
@@ -65,11 +71,12 @@ torch.save([o.cpu() for o in outputs], sys.argv[3])
 
 
 @pytest.mark.slow
-def test_aoti_package_in_a_fresh_process(tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_aoti_package_in_a_fresh_process(tmp_path, device):
     package = torch._inductor.aoti_compile_and_package(
-        _export(), package_path=str(tmp_path / "ops.pt2"))
+        _export(device), package_path=str(tmp_path / "ops.pt2"))
     for batch in (1, 3):
-        inputs = _inputs(batch)
+        inputs = _inputs(batch, device)
         torch.save(inputs, tmp_path / "in.pt")
         r = subprocess.run([sys.executable, "-c", _FRESH, package, str(tmp_path / "in.pt"),
                             str(tmp_path / "out.pt")], capture_output=True, text=True,
@@ -77,4 +84,4 @@ def test_aoti_package_in_a_fresh_process(tmp_path):
         assert r.returncode == 0, r.stderr[-3000:]
         # tolerance: the compiled graph fuses the rectification's float32 arithmetic
         for a, b in zip(torch.load(tmp_path / "out.pt"), OpsModule()(*inputs), strict=True):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(a, b.cpu(), rtol=1e-4, atol=1e-4)

@@ -26,7 +26,7 @@ _FRESH = """
 import sys, torch
 import dgp_ops
 program = torch._inductor.aoti_load_package(sys.argv[1])
-inputs = torch.load(sys.argv[2])
+inputs = [x.to(sys.argv[4]) for x in torch.load(sys.argv[2])]
 outputs = program(*inputs)
 assert "handdgp_models" not in sys.modules, "the package needed the training code"
 torch.save([o.cpu() for o in outputs], sys.argv[3])
@@ -41,6 +41,12 @@ def trained(tmp_path_factory):
     return root, root / "run" / "checkpoint.pt"
 
 
+#: Where the package is compiled and run: the CPU here, a CUDA device in scripts/gpu_check.sh.
+DEVICES = ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")])]
+
+
 def _inputs(size: int, batch: int):
     g = torch.Generator().manual_seed(batch)
     f = 0.9 * size
@@ -53,19 +59,22 @@ def _inputs(size: int, batch: int):
 
 
 @pytest.mark.slow
-def test_package_in_a_fresh_process_equals_eager(trained, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_package_in_a_fresh_process_equals_eager(trained, tmp_path, device):
     root, ckpt = trained
-    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "model.pt2")]) == 0
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "model.pt2"),
+                 "--device", device]) == 0
     meta = json.loads(metadata_path(tmp_path / "model.pt2").read_text())
     model, cfg = model_from_checkpoint(ckpt)
     assert meta["input_size"] == cfg.model.input_size and meta["focal"] == cfg.model.focal
     assert np.array_equal(meta["faces"], model.faces.numpy())
     assert meta["input"]["mode"] == cfg.input.mode and len(meta["bones"]) == 20
+    assert meta["device"] == device
     for batch in (1, 3):  # the example batch was 2: the batch dimension is dynamic
         inputs = _inputs(cfg.model.input_size, batch)
         torch.save(inputs, tmp_path / "in.pt")
         r = subprocess.run([sys.executable, "-c", _FRESH, str(tmp_path / "model.pt2"),
-                            str(tmp_path / "in.pt"), str(tmp_path / "out.pt")],
+                            str(tmp_path / "in.pt"), str(tmp_path / "out.pt"), device],
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
         compiled = torch.load(tmp_path / "out.pt")
@@ -75,6 +84,7 @@ def test_package_in_a_fresh_process_equals_eager(trained, tmp_path):
                               compiled, eager, strict=True):
             assert a.shape == b.shape, name
             tol = 1e-3 if name == "kp2d" else ATOL_M  # kp2d in pixels
+            tol *= 1 if device == "cpu" else 10  # cuDNN's convolutions against the CPU's
             torch.testing.assert_close(a, b, rtol=1e-4, atol=tol, msg=name)
     # predict from the package gives what predict from the checkpoint gives: a right and a
     # left hand in one batch
@@ -91,7 +101,8 @@ def test_package_in_a_fresh_process_equals_eager(trained, tmp_path):
             for d in ("package", "checkpoint"))
     assert [h["right"] for h in a["hands"]] == [True, False]
     for ha, hb in zip(a["hands"], b["hands"], strict=True):
-        np.testing.assert_allclose(ha["vertices"], hb["vertices"], atol=ATOL_M)
+        np.testing.assert_allclose(ha["vertices"], hb["vertices"],
+                                   atol=ATOL_M * (1 if device == "cpu" else 10))
     assert (tmp_path / "package" / "overlays" / "im.png").is_file()
 
 
