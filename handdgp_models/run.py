@@ -67,6 +67,10 @@ class Run:
         self.progress = progress
         self._checkpoint = checkpoint
         build.check_roots(config, roles)  # before anything is built
+        if config.model.mesh == "stored" and checkpoint is None:
+            raise ValueError("model.mesh: 'stored' takes the mesh hierarchy and regressor from "
+                             "a checkpoint; start from one with `train --init CHECKPOINT` (a "
+                             "converted official checkpoint, `handdgp convert-official`)")
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, overrides: Sequence[str] = (),

@@ -145,3 +145,11 @@ def test_the_stored_mesh_round_trips_and_is_checked(tmp_path):
         StoredMesh.from_state(bad, "checkpoint x")
     with pytest.raises(ValueError, match="'regressor' is missing"):
         StoredMesh.from_state({k: v for k, v in state.items() if k != "regressor"}, "x")
+
+
+def test_a_stored_mesh_needs_a_checkpoint(tmp_path):
+    from handdgp_models.config import load_config
+    from handdgp_models.run import Run
+
+    with pytest.raises(ValueError, match="model.mesh: 'stored' .* train --init"):
+        Run(load_config("tiny", ['model.mesh="stored"']), tmp_path)
