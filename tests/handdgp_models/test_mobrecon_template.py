@@ -151,5 +151,5 @@ def test_a_stored_mesh_needs_a_checkpoint(tmp_path):
     from handdgp_models.config import load_config
     from handdgp_models.run import Run
 
-    with pytest.raises(ValueError, match="model.mesh: 'stored' .* train --init"):
+    with pytest.raises(ValueError, match="model.mesh: 'stored' .*train --init"):
         Run(load_config("tiny", ['model.mesh="stored"']), tmp_path)
