@@ -105,14 +105,17 @@ def read_official_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):  # not a pickle at all
+            raise CheckpointError(f"{where}: not a readable torch checkpoint") from exc
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         what = f"the global {found[1]!r}" if found else "an object other than tensors, dicts, " \
             "lists, numbers and strings"
         raise CheckpointError(f"{where}: refused: it holds {what} (only tensors, dicts, lists, "
                               "numbers and strings are read; nothing in it is executed)") from exc
     except (RuntimeError, EOFError, ValueError, KeyError, OSError) as exc:
-        raise CheckpointError(f"{where}: not a readable torch checkpoint "
-                              f"({one_line(str(exc))[:200]})") from exc
+        detail = one_line(str(exc))[:200]
+        detail = detail if len(detail) > 8 else "empty, truncated or not a torch file"
+        raise CheckpointError(f"{where}: not a readable torch checkpoint ({detail})") from exc
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not state:
         raise CheckpointError(f"{where}: no 'state_dict' (expected the release's Lightning "

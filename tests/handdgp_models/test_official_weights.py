@@ -151,6 +151,14 @@ def test_a_checkpoint_with_a_code_running_global_is_refused(files, tmp_path, mon
         read_official_state(path)
 
 
+@pytest.mark.parametrize("content", [b"", b"hello", b"PK\x03\x04 truncated"])
+def test_an_unreadable_checkpoint_is_named(tmp_path, content):
+    path = tmp_path / "official.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=f"official checkpoint {path}: not a readable"):
+        read_official_state(path)
+
+
 def test_a_transform_pkl_with_a_code_running_global_is_refused(files, tmp_path):
     folder = tmp_path / "template"
     folder.mkdir()
