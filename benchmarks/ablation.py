@@ -454,6 +454,12 @@ _NOTES = (
     "the `perspective` rows keep the base config's zoom jitter (the project's pairing) and "
     "`crop` rows have no intrinsics to keep. Every row keeps the base config's "
     "`crop_first=false`.",
+    "With the affine map (`K_c K⁻¹`, whatever the box) and `crop_first=false`, the crop jitter "
+    "changes nothing the network sees: the `affine` rows train without shift and scale "
+    "augmentation, and the two views of `dgp_full` and `dgp_two_views` share their geometry "
+    "(T₁→₂ = R₁₂ = I) and differ only in colour and blur. The consistency losses of "
+    "`dgp_full` then ask the network for invariance to those photometric changes; "
+    "`dgp_two_views` trains the same two views without them (claim (e)).",
 )
 
 
