@@ -446,7 +446,7 @@ _NOTES = (
     "`perspective` rows have none.",
     "Doubtful mapping: the paper does not say whether its DGP rows without Rect (49.4) and "
     "without weights (46.6) were trained with two views like its full model; here only "
-    "`dgp_full` uses two views.",
+    "`dgp_full` and `dgp_two_views` use two views.",
     "Table 2's \"no DGP\" rows (48.9, 50.2) are not used: it is unclear which of the "
     "two-stage or root-regression settings they match.",
     "The `affine` rows train with the paper's jitter (`input.jitter=crop`: the crop is moved "
