@@ -30,6 +30,7 @@ from .data.ho3d import HO3D
 from .data.mix import MixedDataset
 from .hand import HandModel, load_mano
 from .model import HandDGP, build_model
+from .model.stored_mesh import StoredMesh
 from .template import TemplateModel
 
 __all__ = ["DEFAULT_SPLITS", "MANO_HINT", "build_body", "build_eval_regressor", "build_hand",
@@ -209,20 +210,37 @@ def check_backbone_weights(cfg: RunConfig) -> None:
                          f"torchvision {cfg.model.backbone} state dict)")
 
 
-def build_network(cfg: RunConfig, template: TemplateModel, *,
-                  pretrained: bool = True) -> HandDGP:
-    """The network of ``cfg.model`` on the template's mesh.
+def build_network(cfg: RunConfig, template: TemplateModel, *, pretrained: bool = True,
+                  stored: StoredMesh | None = None) -> HandDGP:
+    """The network of ``cfg.model`` on the template's mesh, or on a stored mesh.
 
     Args:
         pretrained: load ``model.backbone_weights`` (if set) into the backbone; False for a
             network that will receive a checkpoint's weights.
+        stored: the hierarchy and regressor a checkpoint holds (``model.mesh = "stored"``).
+
+    Raises:
+        ValueError: ``model.mesh = "stored"`` without a stored mesh, or one that does not fit
+            the template's keypoints and vertices.
     """
     net_cfg = cfg.model
     if pretrained:
         check_backbone_weights(cfg)
     else:
         net_cfg = dataclasses.replace(net_cfg, backbone_weights=None)
-    return build_model(net_cfg, template, cache_dir=cache_dir(HIERARCHY, cfg.cache_dir))
+    if net_cfg.mesh == "template":
+        return build_model(net_cfg, template, cache_dir=cache_dir(HIERARCHY, cfg.cache_dir))
+    if stored is None:
+        raise ValueError("model.mesh: 'stored' takes the mesh hierarchy and keypoint regressor "
+                         "from a checkpoint that holds them (one written by `handdgp "
+                         "convert-official`, or trained from one with `train --init`)")
+    want = (template.num_keypoints, int(template.template.shape[0]))
+    if tuple(stored.regressor.shape) != want:
+        raise ValueError(f"model.mesh: the stored mesh regresses {stored.regressor.shape[0]} "
+                         f"keypoints from {stored.regressor.shape[1]} vertices, the template "
+                         f"has {want[0]} keypoints and {want[1]} vertices")
+    return HandDGP(net_cfg, stored.hierarchy, stored.regressor.float(), stored.faces,
+                   template.root_index)
 
 
 def load_weights(model: HandDGP, state: dict, template: TemplateModel, cfg: RunConfig,

@@ -1,5 +1,5 @@
-"""Command line: ``handdgp train|eval|predict|export|main|data`` (also ``python -m
-handdgp_models``)."""
+"""Command line: ``handdgp train|eval|predict|export|main|convert-official|data`` (also
+``python -m handdgp_models``)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from .errors import DEBUG_FLAG, UserArgumentParser, run_cli
 __all__ = ["build_parser", "main"]
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
+def _add_config_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
     from .config import DEFAULT_CONFIG, NAMED_CONFIGS
 
-    p.add_argument("--config", default=DEFAULT_CONFIG,
+    p.add_argument("--config", default=default,
                    help=f"named config ({', '.join(NAMED_CONFIGS)}) or a JSON/TOML file "
                         f"(default: {DEFAULT_CONFIG})")
     _add_set_arg(p)
@@ -45,17 +45,37 @@ def _options(args: argparse.Namespace):
         test_dataset=getattr(args, "dataset", None), test_split=getattr(args, "split", None))
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import resolve_config
+def _fine_tune_run(args: argparse.Namespace, progress: bool):
+    """``train --init``: the run of a checkpoint (its config with ``--set`` and the options),
+    trained into ``--out`` from its weights."""
+    from pathlib import Path
 
-    cfg = resolve_config(args.config, args.set, _options(args))
+    from .run import TRAIN, Run
+
+    if not Path(args.init).is_file():
+        raise ValueError(f"--init: no file {args.init}")
+    return Run.from_checkpoint(args.init, args.set, _options(args), roles=TRAIN,
+                               progress=progress, folder=args.out)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import DEFAULT_CONFIG, resolve_config
+
+    cfg = None
+    if args.init is None:  # a bad setting fails before torch is imported
+        cfg = resolve_config(args.config or DEFAULT_CONFIG, args.set, _options(args))
+    elif args.config is not None:
+        raise ValueError("--config: not with --init (the run config is the checkpoint's; "
+                         "change it with --set)")
     from .engine import distributed
     from .files import strict_json
     from .run import TRAIN, Run
     from .train import train
 
     with distributed() as rank:
-        run = Run(cfg, args.out, roles=TRAIN, progress=not args.quiet and rank == 0)
+        progress = not args.quiet and rank == 0
+        run = Run(cfg, args.out, roles=TRAIN, progress=progress) if cfg is not None \
+            else _fine_tune_run(args, progress)
         summary = train(run, resume=not args.no_resume, progress=not args.quiet)
     if rank == 0:
         print(strict_json(summary, nan_as_null=True))
@@ -86,12 +106,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_main(args: argparse.Namespace) -> int:
-    from .config import resolve_config
+    from .config import DEFAULT_CONFIG, resolve_config
 
-    resolve_config(args.config, args.set)  # a bad setting fails before anything is built
+    config = args.config or DEFAULT_CONFIG
+    resolve_config(config, args.set)  # a bad setting fails before anything is built
     from .engine import run_main
 
-    run_main(args.out, args.config, args.set, progress=not args.quiet)
+    run_main(args.out, config, args.set, progress=not args.quiet)
     return 0
 
 
@@ -234,6 +255,29 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert_official(args: argparse.Namespace) -> int:
+    from .official import convert_official
+
+    out = convert_official(args.checkpoint, args.mobrecon_template, args.out,
+                           ignore_unexpected=args.ignore_unexpected)
+    print(f"wrote {out}: evaluate it with `handdgp eval --checkpoint {out} ...`")
+    return 0
+
+
+def _add_convert_parser(sub) -> None:
+    p = sub.add_parser("convert-official",
+                       help="the authors' released HandDGP weights as a checkpoint of this "
+                            "project (docs/official_weights.md)")
+    p.add_argument("--checkpoint", required=True, help="the official checkpoint (.ckpt)")
+    p.add_argument("--mobrecon-template", required=True, metavar="DIR",
+                   help="the template folder of MobRecon's repository (transform.pkl, "
+                        "j_reg.npy)")
+    p.add_argument("--out", required=True, help="the checkpoint to write")
+    p.add_argument("--ignore-unexpected", action="store_true",
+                   help="skip weights the network has no place for instead of refusing")
+    p.set_defaults(func=_cmd_convert_official)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = UserArgumentParser(prog="handdgp", description=__doc__)
     parser.add_argument(DEBUG_FLAG, action="store_true",
@@ -241,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a model (resumes from OUT/checkpoint.pt)")
     _add_config_args(p)
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="fine-tune: start from this checkpoint's weights and config (with "
+                        "--set overrides), a new optimiser and step count")
     _add_data_args(p)
     p.add_argument("--backbone-weights", metavar="PATH",
                    help="torchvision state dict to initialise the backbone (ImageNet)")
@@ -276,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_main)
+    _add_convert_parser(sub)
     p = sub.add_parser("data", help="dataset tools")
     dsub = p.add_subparsers(dest="data_command", required=True)
     q = dsub.add_parser("check", help="count a FreiHAND / HO3D-v2 copy against the official "

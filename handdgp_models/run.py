@@ -20,11 +20,12 @@ import torch
 from torch.utils.data import Dataset
 
 from . import build
-from .checkpoint import load_checkpoint, restoring_from
+from .checkpoint import CheckpointError, load_checkpoint, restoring_from
 from .config import RunConfig, RunOptions, config_from_dict, resolve_config
 from .data import InputPipeline
 from .layout import RunFolder
 from .model import HandDGP
+from .model.stored_mesh import StoredMesh
 from .template import TemplateModel
 
 __all__ = ["Run", "checkpoint_config", "model_from_checkpoint"]
@@ -50,8 +51,9 @@ class Run:
         roles: the data roles whose real datasets the template must be able to show
             (``"train"``, ``"test"``): a FreiHAND source needs the MANO file.
         progress: show progress bars while building (rendering synthetic data).
-        checkpoint: ``(path, state)`` of a loaded checkpoint whose weights
-            :meth:`trained_network` uses by default.
+        checkpoint: ``(path, state)`` of a loaded checkpoint: the weights
+            :meth:`trained_network` uses when the run has no folder, and those
+            :meth:`initial_network` starts training from (fine-tuning).
     """
 
     def __init__(self, config: RunConfig, folder: str | os.PathLike | None = None, *,
@@ -65,13 +67,22 @@ class Run:
         self.progress = progress
         self._checkpoint = checkpoint
         build.check_roots(config, roles)  # before anything is built
+        if config.model.mesh == "stored" and checkpoint is None:
+            raise ValueError("model.mesh: 'stored' takes the mesh hierarchy and regressor from "
+                             "a checkpoint; start from one with `train --init CHECKPOINT` (a "
+                             "converted official checkpoint, `handdgp convert-official`)")
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, overrides: Sequence[str] = (),
                         options: RunOptions | None = None, *,
-                        roles: tuple[str, ...] = TEST, progress: bool = False) -> Run:
-        """The run of a training checkpoint: its stored config with ``overrides`` and
-        ``options`` (e.g. ``--mano``, ``--dataset``) applied.
+                        roles: tuple[str, ...] = TEST, progress: bool = False,
+                        folder: str | os.PathLike | None = None) -> Run:
+        """The run of a checkpoint: its stored config with ``overrides`` and ``options``
+        (e.g. ``--mano``, ``--dataset``) applied.
+
+        Args:
+            folder: a run folder to train into, starting from the checkpoint's weights
+                (``train --init``); None for evaluation and prediction.
 
         Raises:
             CheckpointError: not a readable checkpoint of this project (naming the file).
@@ -81,7 +92,7 @@ class Run:
         state = load_checkpoint(path)
         with restoring_from(path):
             cfg = checkpoint_config(state, path, overrides, options)
-        return cls(cfg, roles=roles, progress=progress, checkpoint=(path, state))
+        return cls(cfg, folder, roles=roles, progress=progress, checkpoint=(path, state))
 
     @cached_property
     def template(self) -> TemplateModel:
@@ -117,34 +128,70 @@ class Run:
         """The input pipeline of training (augmented) or evaluation (deterministic)."""
         return build.build_pipeline(self.config, self.template, train)
 
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """The checkpoint the run was made from (None for a run of a config)."""
+        return None if self._checkpoint is None else self._checkpoint[0]
+
+    @cached_property
+    def stored_mesh(self) -> StoredMesh | None:
+        """The mesh hierarchy and regressor of the run's checkpoint, for ``model.mesh =
+        "stored"`` (None otherwise, or without a checkpoint)."""
+        if self.config.model.mesh != "stored" or self._checkpoint is None:
+            return None
+        return _stored_mesh(*self._checkpoint)
+
     def new_network(self) -> HandDGP:
         """A freshly initialised network (with ``model.backbone_weights`` if set)."""
-        return build.build_network(self.config, self.template)
+        return build.build_network(self.config, self.template, stored=self.stored_mesh)
+
+    def initial_network(self) -> HandDGP:
+        """The network training starts from: the weights of the checkpoint the run was made
+        from (fine-tuning), else :meth:`new_network`."""
+        if self._checkpoint is None:
+            return self.new_network()
+        return self._network_from(*self._checkpoint).train()
 
     def trained_network(self, device: torch.device | str = "cpu",
                         checkpoint: str | os.PathLike | None = None) -> HandDGP:
         """The network with a checkpoint's weights, in eval mode on ``device``.
 
         Args:
-            checkpoint: the file; None: the checkpoint this run was loaded from, else the
-                run folder's.
+            checkpoint: the file; None: the run folder's, or for a run without a folder the
+                checkpoint it was loaded from.
 
         Raises:
             CheckpointError: the file is not a checkpoint of this project, or its weights do
                 not fit this version of the model.
             ValueError: it was trained on another template mesh.
         """
-        if checkpoint is None and self._checkpoint is not None:
+        if checkpoint is None and self.folder is None:
+            if self._checkpoint is None:
+                raise ValueError("checkpoint: the run has no folder; name the checkpoint file")
             path, state = self._checkpoint
         else:
-            if checkpoint is None and self.folder is None:
-                raise ValueError("checkpoint: the run has no folder; name the checkpoint file")
             path = Path(checkpoint) if checkpoint is not None else self.folder.checkpoint
             state = load_checkpoint(path)
+        return self._network_from(path, state).to(device).eval()
+
+    def _network_from(self, path: Path, state: dict) -> HandDGP:
+        """The network of this run's config with the weights (and stored mesh) of ``state``."""
+        stored = _stored_mesh(path, state) if self.config.model.mesh == "stored" else None
         with restoring_from(path):
-            model = build.build_network(self.config, self.template, pretrained=False)
+            model = build.build_network(self.config, self.template, pretrained=False,
+                                        stored=stored or self.stored_mesh)
             build.load_weights(model, state, self.template, self.config, path)
-        return model.to(device).eval()
+        return model
+
+
+def _stored_mesh(path: Path, state: dict) -> StoredMesh | None:
+    """The ``"mesh"`` entry of a loaded checkpoint, checked (None when it has none)."""
+    if "mesh" not in state:
+        return None
+    try:
+        return StoredMesh.from_state(state["mesh"], f"checkpoint {path}")
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
 
 
 def model_from_checkpoint(path: str | os.PathLike, overrides: Sequence[str] = (),

@@ -203,19 +203,23 @@ class Trainer:
         random.seed(tc.seed)
         template = self.run.template  # fails early when a real dataset has no MANO/SMPL file
         check_backbone_weights(self.cfg)  # before the data is built
-        warn_without_pretraining(self.cfg)
+        if self.run.checkpoint_path is None:  # not fine-tuning a checkpoint
+            warn_without_pretraining(self.cfg)
         if self.rank == 0:
             self.folder.root.mkdir(parents=True, exist_ok=True)
             write_json(self.folder.config, to_dict(self.cfg), indent=2)
         self._setup_data()
-        self.model = self.run.new_network().to(self.device)
+        self.model = self.run.initial_network().to(self.device)
         self.net = self.model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model,
                                                                  find_unused_parameters=True)
         self._setup_optimizer()
         self.config_json = json.dumps(to_dict(self.cfg))
-        self.fingerprint = template_fingerprint(template)
+        # a network on a stored mesh is tied to that mesh (saved with it), not to the template
+        stored = self.run.stored_mesh
+        self.mesh_entry = {"mesh": stored.to_state()} if stored is not None else \
+            {"template": template_fingerprint(template)}
 
     def _setup_data(self) -> None:
         tc = self.cfg.train
@@ -272,7 +276,7 @@ class Trainer:
         state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                  "scheduler": self.sched.state_dict(), "step": s.step, "skipped": s.skipped,
                  "invalid": s.invalid, "rng": _rng_state(), "config": self.config_json,
-                 "template": self.fingerprint}
+                 **self.mesh_entry}
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         save_checkpoint(self.folder.checkpoint, state)

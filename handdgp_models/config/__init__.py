@@ -42,8 +42,10 @@ from .sections import (
     CAMERAS,
     DATASETS,
     DECODERS,
+    MESH_SOURCES,
     METHODS,
     TIP_ID_SETS,
+    VARIANTS,
     BodyConfig,
     DataConfig,
     EvalConfig,
@@ -58,11 +60,11 @@ from .sections import (
 )
 
 __all__ = ["BACKBONES", "BODY_DATASETS", "CAMERAS", "DATASETS", "DECODERS", "DEFAULT_CONFIG",
-           "METHODS", "NAMED_CONFIGS", "TIP_ID_SETS", "BodyConfig", "ConfigError", "DataConfig",
-           "EvalConfig", "HandConfig", "LossWeights", "NetworkConfig", "Override",
-           "PhotometricConfig", "PipelineConfig", "RunConfig", "RunOptions", "SourceConfig",
-           "TrainConfig", "apply_overrides", "config_from_dict", "load_config", "resolve_config",
-           "section_from_dict", "to_dict", "with_overrides"]
+           "MESH_SOURCES", "METHODS", "NAMED_CONFIGS", "TIP_ID_SETS", "VARIANTS", "BodyConfig",
+           "ConfigError", "DataConfig", "EvalConfig", "HandConfig", "LossWeights", "NetworkConfig",
+           "Override", "PhotometricConfig", "PipelineConfig", "RunConfig", "RunOptions",
+           "SourceConfig", "TrainConfig", "apply_overrides", "config_from_dict", "load_config",
+           "resolve_config", "section_from_dict", "to_dict", "with_overrides"]
 
 
 @dataclass(frozen=True)

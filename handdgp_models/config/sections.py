@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = ["BACKBONES", "BODY_DATASETS", "CAMERAS", "DATASETS", "DATASET_NAMES", "DECODERS",
-           "DEVICES", "JITTERS", "METHODS", "PADDING_MODES", "PRECISIONS", "RECTIFICATIONS",
-           "TIP_ID_SETS",
+           "DEVICES", "JITTERS", "MESH_SOURCES", "METHODS", "PADDING_MODES", "PRECISIONS",
+           "RECTIFICATIONS", "TIP_ID_SETS", "VARIANTS",
            "BodyConfig", "DataConfig", "EvalConfig", "HandConfig", "LossWeights", "NetworkConfig",
            "PhotometricConfig", "PipelineConfig", "RunConfig", "SourceConfig", "TrainConfig"]
 
@@ -29,6 +29,12 @@ BACKBONES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_small", "mobilene
 METHODS = ("dgp", "dgp_uniform", "two_stage", "root_regression")
 #: Spiral layer of the mesh decoder.
 DECODERS = ("dsconv", "dense")
+#: Network variant: this project's (the default) or the official release's layer details
+#: (loads the released weights; see NetworkConfig).
+VARIANTS = ("project", "release")
+#: Where the mesh hierarchy and keypoint regressor come from: built from the template model,
+#: or stored in the checkpoint (the official weights' MobRecon hierarchy).
+MESH_SOURCES = ("template", "stored")
 #: Input rectification: the paper's affine map, this project's perspective one, or none.
 RECTIFICATIONS = ("perspective", "affine", "crop")
 PADDING_MODES = ("zeros", "border", "reflection")
@@ -91,6 +97,17 @@ class NetworkConfig:
             rescaling, with all non-root keypoints as the reference for robustness). Depth from
             DGP is proportional to this scale, so it keeps an early, shrunken mesh from
             putting the hand far too close.
+        variant: ``"project"`` (this project's network) or ``"release"`` (the official
+            release's layer details, which its weights need): the 2D head has no +0.5 offset
+            (``"project"`` starts the keypoints at the crop centre); features are sampled at
+            ``clamp(2 u / S - 1)`` with ``align_corners=True`` (``"project"``: pixel centres
+            exact, border padding); the mesh decoder has no input layer after the lifting
+            matrix (so ``feature_channels`` must equal ``mesh_channels[0]``) and its second
+            reduction conv no bias; the weight head's first conv has a bias, and its MLP reads
+            the sampled features channel-first (index ``c·K + k``, ``"project"``: ``k·C + c``).
+        mesh: ``"template"`` (the hierarchy is built from the template model and the
+            keypoints regressed with the template's regressor) or ``"stored"`` (both are read
+            from the checkpoint: the official weights' MobRecon hierarchy and regressor).
     """
 
     backbone: str = "resnet50"
@@ -105,11 +122,15 @@ class NetworkConfig:
     decoder: str = "dsconv"
     focal: float = 1000.0
     rescale: bool = False
+    variant: str = "project"
+    mesh: str = "template"
 
     def __post_init__(self) -> None:
         _choice("backbone", self.backbone, BACKBONES)
         _choice("method", self.method, METHODS)
         _choice("decoder", self.decoder, DECODERS)
+        _choice("variant", self.variant, VARIANTS)
+        _choice("mesh", self.mesh, MESH_SOURCES)
         if self.input_size < 32 or self.input_size % 32:
             raise ValueError(f"input_size: expected a multiple of 32 >= 32, got {self.input_size}")
         if len(self.mesh_channels) != 5 or min(self.mesh_channels) <= 0:
@@ -118,6 +139,10 @@ class NetworkConfig:
         if not self.kp_hidden or min(self.kp_hidden) <= 0:
             raise ValueError(f"kp_hidden: expected positive sizes, got {self.kp_hidden}")
         _positive(self, "feature_channels", "weight_hidden", "weight_channels", "focal")
+        if self.variant == "release" and self.feature_channels != self.mesh_channels[0]:
+            raise ValueError(f"feature_channels: the release variant has no decoder input "
+                             f"layer, so it must equal mesh_channels[0] "
+                             f"({self.mesh_channels[0]}), got {self.feature_channels}")
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,8 @@ class MeshHierarchy:
         up_index: per level ``l`` below the coarsest, (V_l, 3) int64: the corners (vertices of
             level ``l + 1``) of the coarse triangle that fine vertex ``i`` projects onto.
         up_weight: per level, (V_l, 3) float64 barycentric weights of those corners
-            (non-negative, rows sum to 1).
+            (non-negative, rows sum to 1, for a hierarchy built here; an external one, such as
+            MobRecon's, may store other weights and other row lengths, kept as they are).
         spirals: per level, (V_l, L) int64 spiral neighbourhoods (first entry the vertex).
     """
 

@@ -34,17 +34,26 @@ _STD = (0.229, 0.224, 0.225)
 UNIT = 0.2  # decoder output unit in metres
 
 
-def sample_features(features: torch.Tensor, points: torch.Tensor, size: int) -> torch.Tensor:
+def sample_features(features: torch.Tensor, points: torch.Tensor, size: int,
+                    variant: str = "project") -> torch.Tensor:
     """Bilinearly sample ``features`` (B, C, h, w) at input-pixel ``points`` (B, N, 2).
 
-    Pixel ``u`` of an ``size``-wide input lies at feature column ``(u + 0.5) w / size - 0.5``
-    (pixel centres at integers). Returns (B, N, C); outside points read the border.
+    ``variant="project"``: pixel ``u`` of an ``size``-wide input lies at feature column
+    ``(u + 0.5) w / size - 0.5`` (pixel centres at integers); outside points read the border.
+    ``variant="release"``: the official release's grid ``clamp((u / size - 0.5) · 2, -1, 1)``
+    with ``align_corners=True`` (half a feature cell off at the border), zero padding.
+    Returns (B, N, C).
     """
-    h, w = features.shape[-2:]
-    fu = (points[..., 0] + 0.5) * w / size - 0.5
-    fv = (points[..., 1] + 0.5) * h / size - 0.5
-    grid = torch.stack([2 * fu / max(w - 1, 1) - 1, 2 * fv / max(h - 1, 1) - 1], -1)
-    out = F.grid_sample(features, grid[:, :, None], mode="bilinear", padding_mode="border",
+    if variant == "release":
+        grid = ((points / size - 0.5) * 2).clamp(-1.0, 1.0)
+        padding = "zeros"
+    else:
+        h, w = features.shape[-2:]
+        fu = (points[..., 0] + 0.5) * w / size - 0.5
+        fv = (points[..., 1] + 0.5) * h / size - 0.5
+        grid = torch.stack([2 * fu / max(w - 1, 1) - 1, 2 * fv / max(h - 1, 1) - 1], -1)
+        padding = "border"
+    out = F.grid_sample(features, grid[:, :, None], mode="bilinear", padding_mode=padding,
                         align_corners=True)
     return out[..., 0].transpose(1, 2)
 
@@ -134,8 +143,10 @@ def spiral_layer_parameters(decoder: str, in_ch: int, out_ch: int, length: int) 
 
 
 class _KeypointHead(nn.Module):
-    def __init__(self, in_ch: int, hw: int, hidden: list[int], num_keypoints: int) -> None:
+    def __init__(self, in_ch: int, hw: int, hidden: list[int], num_keypoints: int,
+                 offset: float) -> None:
         super().__init__()
+        self.offset = offset
         self.conv = nn.Conv2d(in_ch, num_keypoints, 1)
         layers: list[nn.Module] = []
         prev = hw
@@ -147,8 +158,9 @@ class _KeypointHead(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:  # -> (B, N, 2) in [0, 1]-ish
         maps = self.conv(feat).flatten(2)
-        # centred at init: keypoints start inside the crop, so the sampled features vary
-        return 0.5 + self.mlp(maps)
+        # offset 0.5 (this project): keypoints start inside the crop, so the sampled
+        # features vary from the first step
+        return self.offset + self.mlp(maps)
 
 
 class _MeshDecoder(nn.Module):
@@ -164,8 +176,10 @@ class _MeshDecoder(nn.Module):
                  num_keypoints: int) -> None:
         super().__init__()
         c = cfg.feature_channels
+        self.variant = cfg.variant
+        release = cfg.variant == "release"
         self.reduce = nn.Sequential(nn.Conv2d(in_ch, c, 1), nn.ReLU(inplace=True),
-                                    nn.Conv2d(c, c, 1))
+                                    nn.Conv2d(c, c, 1, bias=not release))
         sizes = hier.sizes  # fine -> coarse
         ch = cfg.mesh_channels  # coarse -> fine
         if len(ch) != len(sizes):
@@ -173,7 +187,7 @@ class _MeshDecoder(nn.Module):
                              f"level), got {ch}")
         self.lift = nn.Parameter(torch.randn(sizes[-1], num_keypoints) / num_keypoints ** 0.5
                                  + 1.0 / num_keypoints)
-        self.inp = nn.Linear(c, ch[0])
+        self.inp = nn.Identity() if release else nn.Linear(c, ch[0])
         self.levels = len(sizes) - 1
         for i in range(self.levels):
             self.register_buffer(f"up_index{i}", hier.up_index[i].long(), persistent=False)
@@ -184,7 +198,7 @@ class _MeshDecoder(nn.Module):
         self.out = layer(ch[-1], 3, hier.spirals[0])
 
     def forward(self, feat: torch.Tensor, kp2d: torch.Tensor, size: int) -> torch.Tensor:
-        return self.decode(sample_features(self.reduce(feat), kp2d, size))
+        return self.decode(sample_features(self.reduce(feat), kp2d, size, self.variant))
 
     def decode(self, f: torch.Tensor) -> torch.Tensor:
         """(B, N, C) keypoint features -> (B, V, 3) vertices in units of :data:`UNIT`."""
@@ -200,15 +214,21 @@ class _WeightDecoder(nn.Module):
     def __init__(self, in_ch: int, cfg: NetworkConfig, num_keypoints: int) -> None:
         super().__init__()
         n = num_keypoints
-        self.conv = nn.Sequential(nn.Conv2d(in_ch, cfg.weight_hidden, 1, bias=False),
+        self.variant = cfg.variant
+        # the release's first conv has a bias (in front of the BatchNorm, it changes nothing
+        # in training and is equivalent to a shifted running mean in evaluation)
+        self.conv = nn.Sequential(nn.Conv2d(in_ch, cfg.weight_hidden, 1,
+                                            bias=cfg.variant == "release"),
                                   nn.BatchNorm2d(cfg.weight_hidden), nn.LeakyReLU(0.01, True),
                                   nn.Conv2d(cfg.weight_hidden, cfg.weight_channels, 1))
         self.mlp = nn.Sequential(nn.Linear(n * cfg.weight_channels, 512), nn.LeakyReLU(0.01, True),
                                  nn.Linear(512, 256), nn.LeakyReLU(0.01, True), nn.Linear(256, n))
 
     def forward(self, feat: torch.Tensor, kp2d: torch.Tensor, size: int) -> torch.Tensor:
-        s = sample_features(self.conv(feat), kp2d, size).flatten(1)
-        return torch.sigmoid(self.mlp(s))
+        s = sample_features(self.conv(feat), kp2d, size, self.variant)  # (B, K, C)
+        if self.variant == "release":  # the release flattens channel-first: c·K + k
+            s = s.transpose(1, 2)
+        return torch.sigmoid(self.mlp(s.flatten(1)))
 
 
 class HandDGP(nn.Module):
@@ -250,7 +270,8 @@ class HandDGP(nn.Module):
         ch, trunk = _BACKBONE_LAYOUT[config.backbone]
         self.backbone = nn.Sequential(*list(net.children())[:trunk])
         hw = (config.input_size // 32) ** 2
-        self.keypoints = _KeypointHead(ch, hw, config.kp_hidden, num_keypoints)
+        offset = 0.0 if config.variant == "release" else 0.5
+        self.keypoints = _KeypointHead(ch, hw, config.kp_hidden, num_keypoints, offset)
         self.mesh = _MeshDecoder(ch, config, hierarchy, num_keypoints)
         self.weight_head = _WeightDecoder(ch, config, num_keypoints)
         if config.method == "root_regression":

@@ -29,6 +29,39 @@ def test_sample_features_reads_pixel_centres():
     torch.testing.assert_close(out, torch.tensor([0.0, 7.0, 14.0]))
 
 
+def test_sample_features_on_the_release_grid():
+    """The release samples at clamp((u / S - 0.5) * 2) with align_corners=True: pixel 0 reads
+    the first feature column, pixel S the last, and beyond the crop the border."""
+    feat = torch.arange(16.0).view(1, 1, 4, 4)
+    pts = torch.tensor([[[0.0, 0.0], [8.0, 8.0], [4.0, 0.0], [-3.0, 20.0], [8 / 3, 0.0]]])
+    out = sample_features(feat, pts, 8, "release")[0, :, 0]
+    torch.testing.assert_close(out, torch.tensor([0.0, 15.0, 1.5, 12.0, 1.0]))
+
+
+def test_release_variant_layers():
+    """The release's switches: no input layer, no bias on the second reduction conv, a bias
+    on the weight head's first conv, no 2D offset; the project's network keeps its own."""
+    project, _ = _tiny()
+    cfg = load_config("tiny", ['model.variant="release"', "model.feature_channels=16"])
+    release = build_model(cfg.model)
+    p, r = set(project.state_dict()), set(release.state_dict())
+    assert p - r == {"mesh.inp.weight", "mesh.inp.bias", "mesh.reduce.2.bias"}
+    assert r - p == {"weight_head.conv.0.bias"}
+    assert project.keypoints.offset == 0.5 and release.keypoints.offset == 0.0
+    with pytest.raises(ValueError, match="feature_channels: the release variant"):
+        load_config("tiny", ['model.variant="release"', "model.feature_channels=32"])
+
+
+def test_release_weight_head_reads_channel_first():
+    cfg = load_config("tiny", ['model.variant="release"', "model.feature_channels=16"])
+    head = build_model(cfg.model).weight_head.eval()
+    feat = torch.rand(1, head.conv[0].in_channels, 2, 2)
+    kp = torch.rand(1, 21, 2) * 64
+    sampled = sample_features(head.conv(feat), kp, 64, "release")  # (1, K, C)
+    by_channel = sampled.transpose(1, 2).flatten(1)
+    torch.testing.assert_close(head(feat, kp, 64), torch.sigmoid(head.mlp(by_channel)))
+
+
 @pytest.mark.parametrize("method", ["dgp", "dgp_uniform", "root_regression"])
 def test_forward_shapes(method, tmp_path):
     model, cfg = _tiny(method, tmp_path)

@@ -36,8 +36,12 @@ def _write_csv(path, rows) -> None:
         append_row(path, r)
 
 
-def _line(report: str, start: str) -> str:
-    (line,) = [ln for ln in report.splitlines() if ln.startswith(start)]
+def _line(report: str, start: str, section: str | None = None) -> str:
+    """The one line starting with ``start`` in ``section`` (to the next ``## `` heading), or
+    in the report of the main budget (before ``## Other budgets``)."""
+    text = report.split("## Other budgets")[0] if section is None else \
+        report.split(section, 1)[1].split("\n## ", 1)[0]
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(start)]
     return line
 
 
@@ -62,6 +66,9 @@ def _prose(report: str) -> str:
 def test_report_means_and_seed_counts(report):
     assert "Budget of the rows below: `small` config, 500 steps" in _prose(report)
     assert "1 more rows at other budgets" in _prose(report)
+    other = _line(report, "| DGP, no rect |", "## Other budgets")
+    assert "| 10.0 | 11.0 | 9.0 | 180.0 | 1 |" in other
+    assert "### `small` config, 2 steps" in report.split("## Other budgets")[1]
     dgp = _line(report, "| DGP, no rect |")
     assert "| 52.0 ± 2.0 | 53.0 ± 2.0 | 9.0 ± 0.0 | 180.0 ± 0.0 | 3 |" in dgp
     assert "| 45.0 | 46.0 | 9.0 | 180.0 | 1 |" in _line(report, "| DGP, affine rect |")
@@ -72,7 +79,7 @@ def test_report_paper_column(report):
     assert "| 48.4 | affine (Rect); T1 DLT+Rect |" in _line(report, "| two-stage DLT, affine")
     assert "| 50.0 | none; T1 baseline+DLT at test only |" in _line(report, "| two-stage DLT, no")
     assert "| 46.6 | affine (Rect); T2 no weights |" in _line(report, "| DGP, uniform weights, af")
-    assert "| 46.3 | affine (Rect) + E2E" in _line(report, "| DGP, affine rect, two views")
+    assert "| 46.3 | affine (Rect) + E2E" in _line(report, "| DGP, affine rect, two views (")
     for v in VARIANTS:
         line = _line(report, f"| {v.name} |")
         if v.mode == "perspective" or v.paper is None:
@@ -203,5 +210,9 @@ def test_run_config_sets_the_variant_and_the_papers_jitter_on_affine_rows(tmp_pa
     assert base.input.jitter == "zoom"  # the small config's own
     assert affine.input.mode == "affine" and affine.input.jitter == ablation.PAPER_JITTER
     assert full.input.two_views and full.input.jitter == ablation.PAPER_JITTER
+    assert (full.loss.consist2d, full.loss.consist3d) == (1.0, 1.0)
+    plain = ablation.run_config(by_key["dgp_two_views"], 2, BUDGET, tmp_path)
+    assert plain.input.two_views and (plain.loss.consist2d, plain.loss.consist3d) == (0.0, 0.0)
+    assert affine.loss == base.loss == full.loss
     assert base.train.steps == BUDGET.steps
     assert base.data.train[0].samples == BUDGET.train_samples

@@ -187,6 +187,27 @@ def test_rotation_is_shared_between_views(dataset):
     np.testing.assert_allclose(out["T12"][:2, :2].numpy(), float(z) * np.eye(2), atol=1e-5)
 
 
+@pytest.mark.parametrize("crop_first", [False, True])
+def test_affine_views_differ_only_in_colour_and_crop_window(dataset, crop_first):
+    """The paper's flow (affine map K_c K^-1, the crop moved and scaled before it): the
+    two views share their geometry (T12 = R12 = I, the same keypoints); shift and scale move
+    only the black crop window, and the photometric changes are drawn per view."""
+    from handdgp_models.config import PhotometricConfig
+
+    cfg = dict(mode="affine", jitter="crop", two_views=True, crop_first=crop_first,
+               shift=0.1, scale_jitter=0.2, rotation_deg=45.0,
+               photometric=PhotometricConfig(blur_prob=0.0))  # blur would grey black pixels
+    out = _pipe(**cfg)(dataset[2], torch.Generator().manual_seed(7))
+    v1, v2 = out["view1"], out["view2"]
+    np.testing.assert_allclose(out["T12"], np.eye(3), atol=1e-6)
+    np.testing.assert_allclose(out["R12"], np.eye(3), atol=1e-6)
+    np.testing.assert_allclose(v1["joints2d"], v2["joints2d"], atol=1e-4)
+    assert not torch.equal(v1["box"], v2["box"])  # the jitter is drawn per view
+    assert (v1["image"] - v2["image"]).abs().mean() > 1e-3
+    black1, black2 = v1["image"].sum(0) == 0, v2["image"].sum(0) == 0
+    assert bool((black1 != black2).any()) == crop_first
+
+
 def test_rotation_rotates_about_principal_point(dataset):
     """Only rotation: the output keypoints are the eval keypoints rotated about (S/2, S/2)."""
     s = dataset[3]
