@@ -9,7 +9,10 @@ globals from a fixed allow-list only:
   keeps its value in its pickled state, under ``"x"``; operator nodes under ``"a"``);
 * scipy ``csc_matrix`` / ``csr_matrix`` / ``coo_matrix`` become stand-ins rebuilt with scipy
   from their ``data``/``indices``/``indptr`` arrays (never through scipy's own ``__setstate__``);
-* numpy's array/dtype/scalar reconstruction helpers are allowed;
+* numpy's array/dtype/scalar reconstruction helpers are allowed, for plain numeric, boolean
+  and string dtypes only; a dtype's pickled state is checked and the dtype rebuilt from it,
+  never handed to numpy's ``dtype.__setstate__`` (which trusts its input: a malformed state
+  corrupts the dtype and crashes the interpreter);
 * a handful of harmless builtins (``object``, ``set``, ``frozenset``, ``slice``, ``complex``)
   and ``collections.OrderedDict``.
 
@@ -112,6 +115,49 @@ def _safe_bytearray(source: Any = b"", encoding: str | None = None) -> bytearray
     raise pickle.UnpicklingError("bytearray is only allowed from bytes or latin-1 text")
 
 
+#: dtype kinds a model file may hold: booleans, integers, floats, complex numbers, bytes, text.
+_DTYPE_KINDS = frozenset("biufcSU")
+_BYTE_ORDERS = frozenset("<>|=")
+
+
+def _checked_dtype(dt: np.dtype) -> np.dtype:
+    if dt.kind not in _DTYPE_KINDS or dt.fields is not None or dt.subdtype is not None:
+        raise pickle.UnpicklingError(f"dtype {dt!r} is not allowed (plain numeric, boolean and "
+                                     "string dtypes only)")
+    return dt
+
+
+def _safe_dtype(obj: Any, align: Any = False, copy: Any = False) -> np.dtype:
+    """``numpy.dtype`` as pickles call it: ``dtype("f8", False, True)``."""
+    if not isinstance(obj, str) or not isinstance(align, (bool, int)) \
+            or not isinstance(copy, (bool, int)):
+        raise pickle.UnpicklingError("numpy.dtype is only allowed from a type string")
+    return _checked_dtype(np.dtype(obj))
+
+
+def _dtype_from_state(dt: np.dtype, state: Any) -> np.dtype:
+    """The dtype that ``dt.__setstate__(state)`` describes, for the states numpy writes for
+    plain dtypes: ``(version, byte order, None, None, None, itemsize or -1, alignment or -1,
+    flags[, metadata])``."""
+    ok = (isinstance(state, tuple) and len(state) in (8, 9) and state[0] in (3, 4)
+          and isinstance(state[1], str) and state[1] in _BYTE_ORDERS
+          and state[2] is None and state[3] is None and state[4] is None
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in state[5:8])
+          and (len(state) == 8 or state[8] is None))
+    if not ok:
+        raise pickle.UnpicklingError("a numpy dtype's pickled state is malformed")
+    dt = _checked_dtype(dt)
+    order, itemsize = state[1], state[5]
+    if dt.kind in "SU":
+        unit = 4 if dt.kind == "U" else 1
+        if itemsize < 0 or itemsize % unit:
+            raise pickle.UnpicklingError(f"a {dt.kind} dtype's item size {itemsize} is invalid")
+        dt = np.dtype(f"{dt.kind}{itemsize // unit}")
+    elif itemsize != -1:
+        raise pickle.UnpicklingError("a numeric dtype's pickled state names an item size")
+    return dt.newbyteorder(order) if order in "<>" and dt.itemsize > 1 else dt
+
+
 class _NdarrayToken:
     """What ``numpy.ndarray`` resolves to: usable only as the first argument of ``_reconstruct``."""
 
@@ -149,7 +195,7 @@ def _build_allowlist() -> dict[tuple[str, str], Any]:
         if hasattr(numeric, "_frombuffer"):
             allowed[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer
     allowed[("numpy", "ndarray")] = _NdarrayToken
-    allowed[("numpy", "dtype")] = np.dtype
+    allowed[("numpy", "dtype")] = _safe_dtype
     for builtins_mod in ("builtins", "__builtin__"):
         for name, obj in {
             "object": object,
@@ -176,10 +222,29 @@ def _build_allowlist() -> dict[tuple[str, str], Any]:
 _ALLOWED = _build_allowlist()
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+class _RestrictedUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler (its opcode table can be changed; model files are small), with
+    globals from the allow-list and a checked BUILD for numpy dtypes."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
     def __init__(self, f: BinaryIO, source: str) -> None:
         super().__init__(f, encoding="latin1")
         self.source = source
+
+    def load_build(self) -> None:
+        stack = self.stack
+        if len(stack) >= 2 and isinstance(stack[-2], np.dtype):
+            state = stack.pop()
+            old = stack[-1]
+            stack[-1] = new = _dtype_from_state(old, state)
+            for key, value in self.memo.items():  # later references get the rebuilt dtype
+                if value is old:
+                    self.memo[key] = new
+            return
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
 
     def find_class(self, module: str, name: str) -> Any:
         key = (module, name)
@@ -191,7 +256,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             import numpy.dtypes as npdt  # numpy >= 1.25 pickles dtypes through these classes
 
             cls = getattr(npdt, name, None)
-            if isinstance(cls, type) and issubclass(cls, np.dtype):
+            if isinstance(cls, type) and issubclass(cls, np.dtype) \
+                    and cls not in (npdt.ObjectDType, npdt.VoidDType):
                 return cls
         raise PickleLoadError(
             f"{self.source}: refusing to load global '{module}.{name}': model files may only "
