@@ -82,6 +82,7 @@ class Variant:
         method: ``model.method``; mode: ``input.mode``; two_views: ``input.two_views``.
         consistency: with two views, keep the consistency losses (False: ``loss.consist2d``
             and ``loss.consist3d`` are 0).
+        consistency_stage: ``train.consistency_stage``: 1 (from the start, the paper) or 2.
         paper: the paper's FreiHAND CS-MJE (mm) of the matching setting, or None.
         paper_setting: the paper's rectification and the table row that number comes from.
     """
@@ -92,6 +93,7 @@ class Variant:
     mode: str
     two_views: bool = False
     consistency: bool = True
+    consistency_stage: int = 1
     paper: float | None = None
     paper_setting: str = ""
 
@@ -126,6 +128,8 @@ VARIANTS: tuple[Variant, ...] = (
             paper_setting=f"{_RECT} + E2E, two views; T1/T2 full"),
     Variant(key="dgp_two_views", name="DGP, affine rect, two views, no consistency losses",
             method="dgp", mode="affine", two_views=True, consistency=False),
+    Variant(key="dgp_full_stage2", name="DGP, affine rect, two views, consistency in stage 2",
+            method="dgp", mode="affine", two_views=True, consistency_stage=2),
 )
 VARIANT_KEYS = tuple(v.key for v in VARIANTS)
 _BY_KEY = {v.key: v for v in VARIANTS}
@@ -575,6 +579,8 @@ def run_config(variant: Variant, seed: int, budget: Budget, cache_dir: Path, thr
         overrides.append(f"input.jitter={json.dumps(PAPER_JITTER)}")
     if variant.two_views and not variant.consistency:
         overrides += ["loss.consist2d=0", "loss.consist3d=0"]
+    if variant.consistency_stage != 1:
+        overrides.append(f"train.consistency_stage={variant.consistency_stage}")
     return load_config(budget.base, [
         *overrides,
         f"model.method={json.dumps(variant.method)}", f"input.mode={json.dumps(variant.mode)}",

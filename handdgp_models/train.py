@@ -123,7 +123,7 @@ def _forward_losses(model, batch: dict, cfg: RunConfig, stage: int,
         if stage == 2 and method != "two_stage":
             for k, v in camera_losses(out, view, size).items():
                 terms[k] = terms.get(k, 0.0) + v / len(views)
-    if len(views) == 2:
+    if len(views) == 2 and stage >= cfg.train.consistency_stage:
         terms.update(consistency_losses(outs[0], outs[1], batch["T12"], batch["R12"], size))
     invalid = sum(int((~o["valid"]).sum()) for o in outs)
     return {"terms": terms, "invalid": invalid}

@@ -365,6 +365,9 @@ class TrainConfig:
         steps: optimiser steps in total.
         stage1_fraction: share of the steps with relative-space losses only.
         stage2_lr_factor: learning-rate factor of stage 2 (all losses, end to end).
+        consistency_stage: with two views, the stage from which the consistency terms count:
+            1 (from the first step, the paper's) or 2 (only end to end, once the per-view terms
+            have shaped the features).
         lr: Adam learning rate; weight_decay: Adam weight decay.
         lr_decay_at: fraction of the steps after which the rate drops tenfold.
         grad_clip: gradient-norm clip.
@@ -382,6 +385,7 @@ class TrainConfig:
     steps: int = 20000
     stage1_fraction: float = 0.5
     stage2_lr_factor: float = 0.1
+    consistency_stage: int = 1
     lr: float = 1e-3
     lr_decay_at: float = 0.8
     weight_decay: float = 0.0
@@ -398,6 +402,8 @@ class TrainConfig:
             raise ValueError(f"stage1_fraction: must be in [0, 1], got {self.stage1_fraction}")
         if not 0.0 <= self.lr_decay_at <= 1.0:
             raise ValueError(f"lr_decay_at: must be in [0, 1], got {self.lr_decay_at}")
+        if self.consistency_stage not in (1, 2):
+            raise ValueError(f"consistency_stage: must be 1 or 2, got {self.consistency_stage!r}")
         if self.weight_decay < 0 or self.threads < 0:
             bad = "weight_decay" if self.weight_decay < 0 else "threads"
             raise ValueError(f"{bad}: must be >= 0, got {getattr(self, bad)}")

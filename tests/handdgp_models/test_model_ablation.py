@@ -214,5 +214,8 @@ def test_run_config_sets_the_variant_and_the_papers_jitter_on_affine_rows(tmp_pa
     plain = ablation.run_config(by_key["dgp_two_views"], 2, BUDGET, tmp_path)
     assert plain.input.two_views and (plain.loss.consist2d, plain.loss.consist3d) == (0.0, 0.0)
     assert affine.loss == base.loss == full.loss
+    late = ablation.run_config(by_key["dgp_full_stage2"], 2, BUDGET, tmp_path)
+    assert late.input.two_views and late.loss == full.loss
+    assert (late.train.consistency_stage, full.train.consistency_stage) == (2, 1)
     assert base.train.steps == BUDGET.steps
     assert base.data.train[0].samples == BUDGET.train_samples

@@ -28,6 +28,21 @@ def _cfg(shared, *extra):
     return load_config("tiny", [f'cache_dir="{shared / "cache"}"', *extra])
 
 
+@pytest.mark.parametrize("consistency_stage", [1, 2])
+def test_consistency_terms_count_from_their_stage(shared, consistency_stage):
+    cfg = _cfg(shared, "input.two_views=true", f"train.consistency_stage={consistency_stage}")
+    hand = build_hand(cfg)
+    train_ds = build_train_data(cfg, hand)
+    pipe = build_pipeline(cfg, hand, train=True)
+    g = torch.Generator().manual_seed(0)
+    batch = collate_samples([pipe(train_ds[i], g) for i in range(2)])
+    model = build_network(cfg, hand)
+    for stage in (1, 2):
+        terms = _forward_losses(model, batch, cfg, stage, model.faces)["terms"]
+        expected = stage >= consistency_stage
+        assert ("consist2d" in terms and "consist3d" in terms) == expected, (stage, terms)
+
+
 def test_few_steps_lower_the_loss(shared):
     cfg = _cfg(shared)
     hand = build_hand(cfg)
