@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .files import read_json
 from .validate import require_finite
 
 __all__ = ["HandBox", "HandSource", "boxes_file", "detector", "fixed_hands", "parse_hands"]
@@ -111,12 +111,7 @@ def boxes_file(path: str | os.PathLike, keys: Iterable[str],
             no entry names an input.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{option}: no such file {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{option} {path}: not a readable JSON file ({exc})") from exc
+    data = read_json(path, option)
     if not isinstance(data, dict):
         raise ValueError(f"{option} {path}: expected an object mapping image names (or frame "
                          f"numbers) to lists of hands, got {type(data).__name__}")

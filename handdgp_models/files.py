@@ -20,7 +20,9 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["atomic_write", "read_npz", "strict_json", "write_json", "write_npz"]
+from .errors import UserError
+
+__all__ = ["atomic_write", "read_json", "read_npz", "strict_json", "write_json", "write_npz"]
 
 
 @contextlib.contextmanager
@@ -104,6 +106,21 @@ def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = None,
         raise ValueError(f"refusing to write {path}: {exc}") from exc
     with atomic_write(path, "w") as f:
         f.write(text + "\n")
+
+
+def read_json(path: str | os.PathLike, option: str) -> Any:
+    """The JSON document in ``path``, a file the user named with ``option``.
+
+    Raises:
+        UserError: naming ``option`` and the file when it is missing or not readable JSON.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{option}: no such file {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{option} {path}: not a readable JSON file ({exc})") from exc
 
 
 def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:

@@ -8,7 +8,6 @@ is wrong.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 
 from .camera import Camera, default_camera, fov_camera, read_calibration
 from .errors import UserError
+from .files import read_json
 from .validate import require_box, require_intrinsics
 
 __all__ = ["DEFAULT_BOX_FRACTION", "camera_option", "default_intrinsics", "parse_box",
@@ -58,12 +58,7 @@ def read_intrinsics(path: str | os.PathLike | None, height: int, width: int,
     if path is None:
         return default_intrinsics(height, width)
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{option}: no such file {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{option} {path}: not a readable JSON file ({exc})") from exc
+    data = read_json(path, option)
     if isinstance(data, dict) and "K" in data:
         data = data["K"]
     if isinstance(data, dict):
