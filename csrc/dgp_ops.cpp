@@ -86,6 +86,9 @@ extern "C" PyObject* PyInit__C(void) {
 // (csrc/<family>/<family>_checks.h, mirrored by the fake kernels in dgp_ops/<family>.py), takes
 // any strides, and reads no value on the host; invalid values give defined results (below).
 TORCH_LIBRARY(dgp_ops, m) {
+  // Every op keeps to the PT2 contract (fake kernels, no data-dependent output shapes, no
+  // aliasing), which torch.export and inductor read from this tag.
+  const std::vector<at::Tag> kTags = {at::Tag::pt2_compliant_tag};
   // ---- weighted DLT (csrc/dlt) ----
   // points3d (B, N, 3) root-relative points, N >= 2; points2d (B, N, 2) pixels; K (B, 3, 3)
   // (a batch-expanded K is read in place); weights (B, N); all one float dtype and device;
@@ -95,14 +98,16 @@ TORCH_LIBRARY(dgp_ops, m) {
   // singular (t = 0 and zero gradients there); saved (B, 9) float64, what the backward needs.
   m.def(
       "weighted_dlt_translation(Tensor points3d, Tensor points2d, Tensor K, Tensor weights, "
-      "float damping=0.0) -> (Tensor, Tensor, Tensor)");
+      "float damping=0.0) -> (Tensor, Tensor, Tensor)",
+      kTags);
   // grad_t (B, 3) = dL/dt; the forward's inputs and its `saved` (B, 9) float64.
   // Returns dL/dpoints3d (B, N, 3), dL/dpoints2d (B, N, 2), dL/dK (B, 3, 3), dL/dweights
   // (B, N), contiguous, all zero for invalid items.
   m.def(
       "weighted_dlt_translation_backward(Tensor grad_t, Tensor points3d, Tensor points2d, "
       "Tensor K, Tensor weights, Tensor saved, float damping=0.0) -> (Tensor, Tensor, Tensor, "
-      "Tensor)");
+      "Tensor)",
+      kTags);
 
   // ---- perspective warp (csrc/warp) ----
   // image (B, C, H, W) float32/float64, or uint8 (NCHW or channels-last memory read in place);
@@ -113,12 +118,14 @@ TORCH_LIBRARY(dgp_ops, m) {
   // invertible is all zeros.
   m.def(
       "warp_perspective(Tensor image, Tensor H, int out_h, int out_w, str mode='bilinear', "
-      "str padding_mode='zeros') -> Tensor");
+      "str padding_mode='zeros') -> Tensor",
+      kTags);
   // grad_output (B, C, out_h, out_w) any strides; image (B, C, H, W) float, H (B, 3, 3) as in
   // the forward; the two flags say which gradients to compute.
   // Returns dL/dimage (B, C, H, W) and dL/dH (B, 3, 3), each an empty (0,) tensor when not
   // asked for; dL/dH is zero for 'nearest' and for items whose H is not invertible.
   m.def(
       "warp_perspective_backward(Tensor grad_output, Tensor image, Tensor H, str mode, "
-      "str padding_mode, bool image_requires_grad, bool H_requires_grad) -> (Tensor, Tensor)");
+      "str padding_mode, bool image_requires_grad, bool H_requires_grad) -> (Tensor, Tensor)",
+      kTags);
 }

@@ -258,3 +258,12 @@ def test_autocast_runs_the_ops_in_float32():
                                                              (8, 8)))
     out.sum().backward()
     assert img.grad.dtype == torch.bfloat16
+
+
+def test_every_op_carries_the_pt2_compliant_tag():
+    names = [n.split("::")[1] for n in torch._C._dispatch_get_all_op_names()
+             if n.startswith("dgp_ops::")]
+    assert names
+    for name in names:
+        op = getattr(torch.ops.dgp_ops, name).default
+        assert torch.Tag.pt2_compliant_tag in op.tags, name
