@@ -162,9 +162,10 @@ def warp_perspective_distorted(
     (:mod:`dgp_ops.lens`) finds where the distorted image holds that ray. With
     ``H = K' R K⁻¹`` this is ``cv2.initUndistortRectifyMap(K, dist, R, K', ...)`` followed by
     ``cv2.remap`` (``cv2.fisheye`` likewise), without the map; ``H = I`` undistorts in place.
-    Coefficients that are all zero give exactly :func:`dgp_ops.warp_perspective`'s values and
-    gradients (per item on a GPU; on the CPU for a batch without distortion, and to rounding
-    for such an item in a batch with distorted ones).
+    A pinhole lens whose coefficients are all zero gives exactly
+    :func:`dgp_ops.warp_perspective`'s values and gradients (per item on a GPU; on the CPU for a
+    batch without distortion, and to rounding for such an item in a batch with distorted ones).
+    A fisheye lens with zero coefficients is the equidistant projection, not an ideal pinhole.
 
     Args:
         image: ``(B, C, H_in, W_in)`` float32, float64 or uint8 (as in

@@ -25,7 +25,8 @@ namespace {
 
 template <typename T>
 std::vector<DistortParams> prepare_all(const at::Tensor& Hc, const at::Tensor& Kc,
-                                       const at::Tensor& dc, int64_t out_h, int64_t out_w) {
+                                       const at::Tensor& dc, int model, int64_t out_h,
+                                       int64_t out_w) {
   const int64_t B = Hc.size(0), D = dc.size(1);
   std::vector<DistortParams> params(static_cast<size_t>(B));
   const T* hp = Hc.const_data_ptr<T>();
@@ -33,7 +34,8 @@ std::vector<DistortParams> prepare_all(const at::Tensor& Hc, const at::Tensor& K
   const T* dp = dc.const_data_ptr<T>();
   const double cx = 0.5 * static_cast<double>(out_w - 1), cy = 0.5 * static_cast<double>(out_h - 1);
   for (int64_t b = 0; b < B; ++b)
-    params[b] = prepare_item<T>(hp + b * 9, kp + b * 9, dp + b * D, static_cast<int>(D), cx, cy);
+    params[b] = prepare_item<T>(hp + b * 9, kp + b * 9, dp + b * D, static_cast<int>(D), model,
+                             cx, cy);
   return params;
 }
 
@@ -45,10 +47,11 @@ std::vector<T> n_matrices(const std::vector<DistortParams>& params) {
   return Ns;
 }
 
-// Whether no item has distortion: the batch is then the plain warp's, computed by its kernels
-// (with their row-wise fast paths) so that the results are exactly warp_perspective's.
-bool none_distorted(const at::Tensor& dc) {
-  return !at::any(dc != 0).item<bool>();  // a CPU tensor: no device to wait for
+// Whether no item has distortion (a pinhole lens, every coefficient zero): the batch is then
+// the plain warp's, computed by its kernels (with their row-wise fast paths) so that the
+// results are exactly warp_perspective's.
+bool none_distorted(int model, const at::Tensor& dc) {
+  return model == kPinhole && !at::any(dc != 0).item<bool>();  // CPU: nothing to wait for
 }
 
 // Zeroes the items (dim 0) of t whose camera the kernels cannot use (prepare_item's test of K
@@ -195,7 +198,7 @@ at::Tensor forward_cpu(const at::Tensor& image, const at::Tensor& H, const at::T
     return in_float32(H.scalar_type(), forward_cpu, image, H, K, dist, out_h, out_w, model, mode,
                       padding_mode);
   const at::Tensor Hc = H.contiguous(), Kc = K.contiguous(), dc = dist.contiguous();
-  if (none_distorted(dc)) {
+  if (none_distorted(m, dc)) {
     at::Tensor out = warp::warp_perspective_cpu(image, H, out_h, out_w, mode, padding_mode);
     zero_unusable_items(out, Kc, dc);
     return out;
@@ -207,7 +210,7 @@ at::Tensor forward_cpu(const at::Tensor& image, const at::Tensor& H, const at::T
   at::Tensor out = at::empty(out_sizes, img.options().memory_format(at::MemoryFormat::Contiguous));
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(Hc.scalar_type(), "warp_perspective_distorted_cpu", [&] {
-    const auto params = prepare_all<scalar_t>(Hc, Kc, dc, out_h, out_w);
+    const auto params = prepare_all<scalar_t>(Hc, Kc, dc, m, out_h, out_w);
     dispatch(m, interp, pad, [&](auto M, auto I, auto P) {
       constexpr int kM = decltype(M)::value, kI = decltype(I)::value, kP = decltype(P)::value;
       if (u8)
@@ -232,7 +235,7 @@ std::tuple<at::Tensor, at::Tensor> backward_cpu(const at::Tensor& grad_output,
                       padding_mode, image_requires_grad, H_requires_grad);
   const at::Tensor img = image.contiguous(), Hc = H.contiguous(), Kc = K.contiguous(),
                    dc = dist.contiguous();
-  if (none_distorted(dc)) {
+  if (none_distorted(m, dc)) {
     auto [gi, gh] = warp::warp_perspective_backward_cpu(grad_output, image, H, mode, padding_mode,
                                                         image_requires_grad, H_requires_grad);
     zero_unusable_items(gi, Kc, dc);
@@ -245,7 +248,7 @@ std::tuple<at::Tensor, at::Tensor> backward_cpu(const at::Tensor& grad_output,
   if (img.numel() == 0 || grad_output.numel() == 0 || (!image_requires_grad && !need_h))
     return {gimg, gH};
   AT_DISPATCH_FLOATING_TYPES(img.scalar_type(), "warp_perspective_distorted_backward_cpu", [&] {
-    const auto params = prepare_all<scalar_t>(Hc, Kc, dc, grad_output.size(2),
+    const auto params = prepare_all<scalar_t>(Hc, Kc, dc, m, grad_output.size(2),
                                               grad_output.size(3));
     dispatch(m, interp, pad, [&](auto M, auto I, auto P) {
       backward_impl<scalar_t, decltype(M)::value, decltype(I)::value, decltype(P)::value>(

@@ -29,12 +29,13 @@ constexpr int kItemThreads = 128;
 
 template <typename T>
 __global__ void prepare_kernel(const T* __restrict__ H, const T* __restrict__ K,
-                               const T* __restrict__ dist, int ncoef,
+                               const T* __restrict__ dist, int ncoef, int model,
                                DistortParams* __restrict__ params, int64_t first, int64_t end,
                                double ref_x, double ref_y) {
   const int64_t b = first + static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= end) return;
-  params[b] = prepare_item<T>(H + b * 9, K + b * 9, dist + b * ncoef, ncoef, ref_x, ref_y);
+  params[b] = prepare_item<T>(H + b * 9, K + b * 9, dist + b * ncoef, ncoef, model, ref_x,
+                               ref_y);
 }
 
 template <typename T>
@@ -144,7 +145,7 @@ inline const DistortParams* params_of(const at::Tensor& t) {
 }
 
 inline at::Tensor prepare_params(const at::Tensor& Hc, const at::Tensor& Kc,
-                                 const at::Tensor& dc, int64_t oh, int64_t ow,
+                                 const at::Tensor& dc, int model, int64_t oh, int64_t ow,
                                  gpu::Stream stream) {
   const int64_t B = Hc.size(0);
   at::Tensor params = at::empty({B, static_cast<int64_t>(sizeof(DistortParams))},
@@ -154,7 +155,8 @@ inline at::Tensor prepare_params(const at::Tensor& Hc, const at::Tensor& Kc,
     gpu::for_each_launch_x(B, kItemThreads, [&](int64_t first, int64_t end, dim3 grid) {
       gpu::launch(prepare_kernel<scalar_t>, grid, dim3(kItemThreads), stream,
                   Hc.const_data_ptr<scalar_t>(), Kc.const_data_ptr<scalar_t>(),
-                  dc.const_data_ptr<scalar_t>(), static_cast<int>(dc.size(1)), out, first, end,
+                  dc.const_data_ptr<scalar_t>(), static_cast<int>(dc.size(1)), model, out, first,
+                  end,
                   0.5 * static_cast<double>(ow - 1), 0.5 * static_cast<double>(oh - 1));
     });
   });
@@ -181,7 +183,7 @@ inline at::Tensor forward(const at::Tensor& image, const at::Tensor& H, const at
   at::Tensor out = at::empty({B, C, out_h, out_w}, img.options());
   if (out.numel() == 0) return out;
   const auto stream = gpu::current_stream();
-  const at::Tensor params = prepare_params(Hc, Kc, dc, out_h, out_w, stream);
+  const at::Tensor params = prepare_params(Hc, Kc, dc, m, out_h, out_w, stream);
   const DistortParams* pp = params_of(params);
   const int64_t blocks_x = pixel_blocks(out_h, out_w);
   if (u8) {
@@ -236,7 +238,7 @@ inline std::tuple<at::Tensor, at::Tensor> backward(
     return {gimg, gH};
   }
   const auto stream = gpu::current_stream();
-  const at::Tensor params = prepare_params(Hc, Kc, dc, oh, ow, stream);
+  const at::Tensor params = prepare_params(Hc, Kc, dc, m, oh, ow, stream);
   const DistortParams* pp = params_of(params);
   const int64_t blocks_x = pixel_blocks(oh, ow);
   at::Tensor partial;

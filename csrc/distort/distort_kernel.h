@@ -6,7 +6,8 @@
 // with OpenCV's models and coefficient order (docs: conventions): pinhole (k1, k2, p1, p2, k3,
 // k4, k5, k6) as in cv2.projectPoints, fisheye (k1, k2, k3, k4) as in cv2.fisheye. K is
 // [[fx, s, cx], [0, fy, cy], [0, 0, 1]]. An item whose coefficients are all zero is sampled by
-// the plain warp's code path (warp_kernel.h), so it gives the same values as warp_perspective.
+// the plain warp's code path (warp_kernel.h), so it gives the same values as warp_perspective
+// (a pinhole lens; a fisheye lens with zero coefficients is the equidistant projection).
 #pragma once
 
 #include <cmath>
@@ -46,7 +47,8 @@ inline int model_code(std::string_view s) {
 
 // Per-item parameters: the warp's (N, Hinv, validity) plus the camera. kinv = (1/fx, -s/(fx
 // fy), 1/fy) so that b = (qv - cy) / fy, a = (qu - cx) / fx + kinv[1] (qv - cy).
-// distorted: some coefficient is not zero (otherwise the plain warp path runs).
+// distorted: a fisheye lens (its zero coefficients are still the equidistant projection) or a
+// pinhole lens with a coefficient that is not zero (otherwise the plain warp path runs).
 struct DistortParams {
   ItemParams warp;
   double k[5];  // fx, s, cx, fy, cy
@@ -65,7 +67,7 @@ static_assert(alignof(DistortParams) == alignof(double),
 // with finite entries and fx, fy != 0, or a coefficient is not finite.
 template <typename T>
 HOST_DEVICE inline DistortParams prepare_item(const T* Hp, const T* Kp, const T* dp, int ncoef,
-                                              double ref_x, double ref_y) {
+                                              int model, double ref_x, double ref_y) {
   DistortParams p;
   p.warp = warp::prepare_item<T>(Hp, ref_x, ref_y);
   double K[9];
@@ -84,7 +86,7 @@ HOST_DEVICE inline DistortParams prepare_item(const T* Hp, const T* Kp, const T*
   p.kinv[0] = ok ? 1.0 / K[0] : 0.0;
   p.kinv[1] = ok ? -K[1] / (K[0] * K[4]) : 0.0;
   p.kinv[2] = ok ? 1.0 / K[4] : 0.0;
-  p.distorted = false;
+  p.distorted = model == kFisheye;
   for (int i = 0; i < kMaxCoeffs; ++i) {
     p.coef[i] = i < ncoef ? static_cast<double>(dp[i]) : 0.0;
     ok = ok && is_finite_d(p.coef[i]);
@@ -239,8 +241,7 @@ HOST_DEVICE inline void backward_pixel(const DistortParams& p, const T* N, T x, 
                    dN);
 }
 
-// One output pixel (x, y) of a uint8 image: the plain warp's bytes for an item without
-// distortion, else the distorted source coordinate in double, sampled as the plain warp
+// One output pixel (x, y) of a uint8 image: the plain warp's bytes for an undistorted item, else the distorted source coordinate in double, sampled as the plain warp
 // samples it (warp::sample_at_u8). Nf: the item's N in float (the plain path's interior).
 template <int MODEL, int INTERP, int PAD>
 HOST_DEVICE inline void forward_pixel_u8(const DistortParams& p, const float Nf[9], int64_t x,

@@ -214,17 +214,18 @@ def test_vmap():
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 10_000), model=st.sampled_from(["pinhole", "fisheye"]),
+@given(seed=st.integers(0, 10_000), ncoef=st.sampled_from([4, 5, 8]),
        mode=st.sampled_from(dgp_ops.warp.MODES),
        padding_mode=st.sampled_from(dgp_ops.warp.PADDING_MODES),
        u8=st.booleans())
-def test_property_zero_coefficients_is_the_plain_warp(seed, model, mode, padding_mode, u8):
+def test_property_zero_coefficients_is_the_plain_warp(seed, ncoef, mode, padding_mode, u8):
+    """A pinhole lens with zero coefficients is no lens (a fisheye's is the equidistant one)."""
     img = torch.rand(2, 3, 13, 17, generator=torch.Generator().manual_seed(seed))
     if u8:
         img = (img * 255).to(torch.uint8)
     H = random_homographies(2, 13, 17, torch.float32, seed=seed, strength=2.0)
     K = camera(13, 17, 12.0, torch.float32)
-    dist = Distortion(torch.zeros(4), model)
+    dist = Distortion(torch.zeros(ncoef), "pinhole")
     out = warpd(img, H, K, dist, (11, 15), mode, padding_mode)
     assert torch.equal(out, dgp_ops.warp_perspective(img, H, (11, 15), mode, padding_mode))
     # and its gradients
@@ -237,6 +238,15 @@ def test_property_zero_coefficients_is_the_plain_warp(seed, model, mode, padding
         b = torch.autograd.grad(
             (dgp_ops.warp_perspective(i2, h2, (11, 15), mode, padding_mode) * g).sum(), (i2, h2))
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_fisheye_with_zero_coefficients_is_the_equidistant_lens():
+    img, H, K, _ = problem("fisheye", FISHEYE)
+    dist = Distortion(torch.zeros(2, 4, dtype=F64), "fisheye")
+    out = warpd(img, H, K, dist, (19, 27))
+    ref = warp_perspective_distorted_reference(img, H, K, dist, (19, 27))
+    torch.testing.assert_close(out, ref, atol=1e-11, rtol=0)
+    assert not torch.allclose(out, dgp_ops.warp_perspective(img, H, (19, 27)), atol=1e-3)
 
 
 def test_rectification_without_distortion_is_unchanged():
