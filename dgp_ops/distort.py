@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ._transforms import WarpPerspectiveDistorted, transforms_active
 from ._transforms import _fold as fold
 from ._transforms import _unfold as unfold
 from ._validation import (
@@ -101,6 +102,9 @@ def _setup_context(ctx, inputs, output):
 
 
 def _backward(ctx, grad_output):
+    if torch.is_grad_enabled():  # create_graph: the gradient would have to be differentiable
+        raise NotImplementedError(f"{_FWD}: differentiating the gradient again (double "
+                                  "backward) is not supported")
     image, H, K, dist = ctx.saved_tensors
     need_image, need_h = ctx.needs_input_grad[:2]
     g_image, g_h = _bwd(grad_output.contiguous(), image, H, K, dist, *ctx.args, need_image,
@@ -111,6 +115,7 @@ def _backward(ctx, grad_output):
 
 torch.library.register_autograd("dgp_ops::warp_perspective_distorted", _backward,
                                 setup_context=_setup_context)
+
 
 
 @torch.library.register_vmap("dgp_ops::warp_perspective_distorted")
@@ -226,4 +231,5 @@ def warp_perspective_distorted(
             lambda bad: f"{_FWD}: K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with finite "
             f"entries and fx, fy != 0, and dist finite; they are not in {items(bad)}",
         )
-    return _op(image, H, K, coeffs, out_h, out_w, dist.model, mode, padding_mode)
+    op = WarpPerspectiveDistorted.apply if transforms_active() else _op
+    return op(image, H, K, coeffs, out_h, out_w, dist.model, mode, padding_mode)

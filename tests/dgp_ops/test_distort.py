@@ -206,6 +206,23 @@ def test_opcheck_and_compile():
                                torch.autograd.grad(f(img, H), (img, H)))
 
 
+def test_double_backward_raises_and_func_transforms_work():
+    img, H, K, dist = problem("pinhole", PINHOLE4, h=9, w=11)
+    h = H.clone().requires_grad_()
+    with pytest.raises(NotImplementedError, match="double backward"):
+        torch.autograd.grad(warpd(img, h, K, dist, (5, 6)).square().sum(), h, create_graph=True)
+
+    def f(hb, ib):
+        return warpd(ib[None], hb[None], K[:1], Distortion(dist.coeffs[:1], "pinhole"),
+                     (5, 6)).square().sum()
+
+    per_sample = torch.func.vmap(torch.func.grad(f))(H, img)
+    for b in range(2):
+        hb = H[b].clone().requires_grad_()
+        ref, = torch.autograd.grad(f(hb, img[b]), hb)
+        torch.testing.assert_close(per_sample[b], ref)
+
+
 def test_vmap():
     img, H, K, dist = problem("fisheye", FISHEYE, B=2, h=9, w=11)
     stacked = torch.stack([img, img.flip(0)])
