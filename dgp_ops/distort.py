@@ -190,8 +190,9 @@ def warp_perspective_distorted(
 
     Returns:
         ``(B, C, out_h, out_w)`` contiguous, in the dtype of ``image``. uint8 images: source
-        coordinates in double, sampled and rounded as :func:`dgp_ops.warp_perspective`
-        samples them (on a GPU, fused multiply-adds may move a byte by one). Where the lens
+        coordinates in float32 (1e-4 pixels at 1000 pixels), sampled and rounded as
+        :func:`dgp_ops.warp_perspective` samples them (on a GPU, fused multiply-adds may move
+        a byte by one). Where the lens
         model has no image (a pole of the rational model, a non-finite coordinate) or the ray is
         behind the camera, the output is 0 with zero gradient. Like OpenCV, the lens map is not
         checked for being one-to-one: past the radius where a polynomial turns over, pixels
