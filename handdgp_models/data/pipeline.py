@@ -161,8 +161,8 @@ DIST_COEFFS = 8
 
 def _lens(sample: dict):
     """``(dist (8,) float64, model index, dgp_ops Distortion or None)`` of a sample: its
-    ``dist`` coefficients and ``dist_model`` (``"pinhole"`` when absent); no lens when it has
-    none, or a pinhole's coefficients are all zero."""
+    ``dist`` coefficients and ``dist_model`` (``"pinhole"`` when absent); no lens for a pinhole
+    without coefficients or with all of them zero."""
     from dgp_ops.lens import LENS_MODELS, Distortion
 
     model = str(sample.get("dist_model", "pinhole"))
@@ -170,8 +170,9 @@ def _lens(sample: dict):
         raise ValueError(f"sample['dist_model']: expected one of {list(LENS_MODELS)}, got "
                          f"{model!r}")
     dist = torch.zeros(DIST_COEFFS, dtype=torch.float64)
-    if sample.get("dist") is None:
-        return dist, LENS_MODELS.index(model), None
+    if sample.get("dist") is None:  # a fisheye without coefficients is the equidistant lens
+        lens = Distortion(dist[:4], model) if model == "fisheye" else None
+        return dist, LENS_MODELS.index(model), lens
     coeffs = _as_tensor(sample, "dist", (None,))
     if not torch.isfinite(coeffs).all() or len(coeffs) > DIST_COEFFS:
         raise ValueError(f"sample['dist']: expected at most {DIST_COEFFS} finite coefficients, "
@@ -204,7 +205,10 @@ class InputPipeline:
     ``pipeline(sample, generator=None)`` returns a dict of tensors:
     ``image`` (3, S, S) float32 in [0, 1]; ``K`` (3, 3) output intrinsics; ``R`` (3, 3)
     rotation original camera → output camera; ``H`` (3, 3) original pixels → output pixels;
-    ``K_orig`` (3, 3); ``box`` (3,) the (jittered) box used; and when the sample has them
+    ``K_orig`` (3, 3); ``box`` (3,) the (jittered) box used; ``dist`` (8,) the sample's lens
+    coefficients (zeros without distortion) and ``dist_model`` (0 pinhole, 1 fisheye; a
+    distorted sample's ``box`` and ``joints2d`` are in the distorted image and ``H`` maps its
+    camera's ideal pixels); and when the sample has them
     ``joints2d`` (K, 2) output pixels, ``joints3d`` (K, 3) / ``verts3d`` (V, 3) metres in
     the output camera frame (K keypoints of the template: 21 for the hand, 29 for the body),
     ``joints3d_orig`` (K, 3) original camera, ``root`` (3,) = ``joints3d[root_index]`` (or the
