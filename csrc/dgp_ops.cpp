@@ -11,6 +11,7 @@
 #include "common/checks.h"
 #include "common/cpu_dispatch.h"
 #include "common/small_matrix.h"
+#include "distort/distort_kernel.h"
 #include "dlt/dlt_kernel.h"
 #include "warp/warp_kernel.h"
 
@@ -74,7 +75,9 @@ extern "C" PyObject* PyInit__C(void) {
       add(m, "MAX_INT32_ELEMENTS", PyLong_FromLongLong(dgp_ops::checks::kMaxInt32Elements)) &&
       add(m, "WARP_MIN_W", PyFloat_FromDouble(warp::kMinW)) &&
       add(m, "WARP_MODES", names_tuple(warp::kModeNames, warp::kNumModes)) &&
-      add(m, "WARP_PADDING_MODES", names_tuple(warp::kPaddingNames, warp::kNumPaddings));
+      add(m, "WARP_PADDING_MODES", names_tuple(warp::kPaddingNames, warp::kNumPaddings)) &&
+      add(m, "LENS_MODELS",
+          names_tuple(dgp_ops::distort::kModelNames, dgp_ops::distort::kNumModels));
   if (!ok) {
     Py_DECREF(m);
     return nullptr;
@@ -127,5 +130,25 @@ TORCH_LIBRARY(dgp_ops, m) {
   m.def(
       "warp_perspective_backward(Tensor grad_output, Tensor image, Tensor H, str mode, "
       "str padding_mode, bool image_requires_grad, bool H_requires_grad) -> (Tensor, Tensor)",
+      kTags);
+
+  // ---- perspective warp of a distorted image (csrc/distort) ----
+  // As warp_perspective, with H mapping the source camera's ideal (undistorted) pinhole pixels
+  // to output pixels, K (B, 3, 3) the source camera's intrinsics [[fx, s, cx], [0, fy, cy],
+  // [0, 0, 1]] and dist (B, D) its lens coefficients in OpenCV's order, both with H's dtype and
+  // device; model 'pinhole' (D = 4, 5 or 8: k1, k2, p1, p2[, k3[, k4, k5, k6]]) or 'fisheye'
+  // (D = 4: k1, k2, k3, k4). Output pixel p samples the source at K distort(K^-1 H^-1 p).
+  // An item whose K is not of that form (or not finite, fx or fy zero), whose coefficients are
+  // not finite or whose H is not invertible is all zeros; an item whose coefficients are all
+  // zero gives warp_perspective's values.
+  m.def(
+      "warp_perspective_distorted(Tensor image, Tensor H, Tensor K, Tensor dist, int out_h, "
+      "int out_w, str model='pinhole', str mode='bilinear', str padding_mode='zeros') -> Tensor",
+      kTags);
+  // As warp_perspective_backward; no gradient for K or dist.
+  m.def(
+      "warp_perspective_distorted_backward(Tensor grad_output, Tensor image, Tensor H, "
+      "Tensor K, Tensor dist, str model, str mode, str padding_mode, bool image_requires_grad, "
+      "bool H_requires_grad) -> (Tensor, Tensor)",
       kTags);
 }

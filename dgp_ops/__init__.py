@@ -23,9 +23,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without a build
         "(every architecture the toolkit supports unless TORCH_CUDA_ARCH_LIST is set)."
     ) from exc
 
-from . import dlt, rectify, reference  # noqa: E402  (needs the ops registered by _C)
+from . import dlt, lens, rectify, reference  # noqa: E402  (needs the ops registered by _C)
 from ._validation import MIN_REL_DET, invertible  # noqa: E402
+from .distort import warp_perspective_distorted  # noqa: E402
 from .dlt import solve_translation  # noqa: E402
+from .lens import Distortion, distort_points, undistort_points  # noqa: E402
 from .warp import warp_perspective  # noqa: E402
 
 try:  # dgp_ops ships in the handdgp distribution, whose version is declared once
@@ -34,10 +36,15 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 __all__: list[str] = [
     "MIN_REL_DET",
+    "Distortion",
+    "distort_points",
     "dlt",
     "invertible",
+    "lens",
     "rectify",
     "reference",
     "solve_translation",
+    "undistort_points",
     "warp_perspective",
+    "warp_perspective_distorted",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["SolveTranslation", "WarpPerspective", "transforms_active"]
+__all__ = ["SolveTranslation", "WarpPerspective", "WarpPerspectiveDistorted", "transforms_active"]
 
 _dlt = torch.ops.dgp_ops.weighted_dlt_translation
 _dlt_bwd = torch.ops.dgp_ops.weighted_dlt_translation_backward
@@ -139,3 +139,29 @@ class WarpPerspective(torch.autograd.Function):
                                      ctx.padding_mode, need_image, need_h)
         return (g_image if need_image else None, g_h if need_h else None, None, None, None,
                 None)
+
+
+class WarpPerspectiveDistorted(torch.autograd.Function):
+    """``warp_perspective_distorted`` with its backward op, usable under ``torch.func``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(image, H, K, dist, out_h, out_w, model, mode, padding_mode):
+        return torch.ops.dgp_ops.warp_perspective_distorted(image, H, K, dist, out_h, out_w,
+                                                            model, mode, padding_mode)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        image, H, K, dist, _, _, model, mode, padding_mode = inputs
+        ctx.save_for_backward(image, H, K, dist)
+        ctx.args = (model, mode, padding_mode)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        image, H, K, dist = ctx.saved_tensors
+        need_image, need_h = ctx.needs_input_grad[:2]
+        with _below_autograd():
+            g_image, g_h = torch.ops.dgp_ops.warp_perspective_distorted_backward(
+                grad_output.contiguous(), image, H, K, dist, *ctx.args, need_image, need_h)
+        return (g_image if need_image else None, g_h if need_h else None, *([None] * 7))

@@ -16,6 +16,13 @@ canonical camera ``K_c`` (focal ``f_c``, principal point ``(S/2, S/2)``), and th
 
 Conventions: OpenCV cameras, pixel centres at integers, ``H`` maps source to output pixels.
 The crop box centre maps to ``(S/2, S/2)``, the canonical principal point.
+
+Distorted cameras: with ``distortion`` (:class:`dgp_ops.lens.Distortion`, OpenCV's pinhole or
+fisheye coefficients) the crop box is given in the distorted image; its centre is undistorted
+(:func:`dgp_ops.lens.undistort_points`) before the geometry above, which then maps the
+camera's *ideal* pinhole pixels, and :func:`rectify_images` samples the distorted image
+directly (:func:`dgp_ops.warp_perspective_distorted`). The rectified camera ``K_c`` stays an
+undistorted pinhole and ``(H, K_c, R)`` stay exact for DGP.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from ._validation import (
     items,
     require_items,
 )
+from .distort import warp_perspective_distorted
+from .lens import Distortion, check_distortion, undistort_points
 from .warp import warp_perspective
 
 __all__ = [
@@ -273,6 +282,7 @@ def rectification(
     out_size: int = 224,
     scale: float = 1.3,
     mode: str = "perspective",
+    distortion: Distortion | None = None,
     check_values: bool = True,
 ) -> Rectification:
     """Homography, intrinsics and rotation of the rectified view of a crop box.
@@ -286,6 +296,9 @@ def rectification(
         out_size: side ``S`` of the rectified image in pixels.
         scale: crop enlargement (``mode="crop"``).
         mode: ``"perspective"``, ``"affine"`` or ``"crop"`` (see the module docstring).
+        distortion: the original camera's lens (``None``: an ideal pinhole, the default);
+            ``center`` is then a point of the distorted image and ``H`` maps the camera's
+            ideal pixels (see the module docstring).
         check_values: as in :func:`crop_intrinsics`, plus a crop centre behind the camera and
             a non-positive per-item ``focal``.
 
@@ -293,6 +306,9 @@ def rectification(
         :class:`Rectification` ``(H, K, R)``, each ``(B, 3, 3)``.
     """
     _check_box("rectification", K, center, side, check_values)
+    if distortion is not None:
+        check_distortion("rectification", distortion, K.shape[0], K)
+        center = undistort_points(center[:, None], K, distortion)[:, 0]
     _check_positive_int("out_size", out_size)
     if mode not in RECTIFICATION_MODES:
         raise ValueError(f"mode must be one of {RECTIFICATION_MODES}, got {mode!r}")
@@ -376,6 +392,7 @@ def rectify_images(
     scale: float = 1.3,
     mode: str = "perspective",
     padding_mode: str = "zeros",
+    distortion: Distortion | None = None,
     check_values: bool = True,
 ) -> tuple[torch.Tensor, Rectification]:
     """Crop and rectify full-size images in one warp.
@@ -385,6 +402,9 @@ def rectify_images(
         K, center, side, focal, out_size, scale, mode: as in :func:`rectification`.
         padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"`` (see
             :func:`dgp_ops.warp_perspective`).
+        distortion: the lens of the cameras that took ``images`` (``None``: ideal pinholes).
+            The distorted images are sampled directly into the rectified views, in one pass
+            (:func:`dgp_ops.warp_perspective_distorted`).
         check_values: as in :func:`rectification`.
 
     Returns:
@@ -401,7 +421,11 @@ def rectify_images(
             f"images ({images.dtype}, {images.device}) must match K ({K.dtype}, {K.device})"
         )
     rect = rectification(K, center, side, focal=focal, out_size=out_size, scale=scale, mode=mode,
-                         check_values=check_values)
-    crops = warp_perspective(images, rect.H, (out_size, out_size), padding_mode=padding_mode,
-                             check_values=check_values)
+                         distortion=distortion, check_values=check_values)
+    if distortion is None:
+        crops = warp_perspective(images, rect.H, (out_size, out_size), padding_mode=padding_mode,
+                                 check_values=check_values)
+    else:
+        crops = warp_perspective_distorted(images, rect.H, K, distortion, (out_size, out_size),
+                                           padding_mode=padding_mode, check_values=check_values)
     return crops, rect

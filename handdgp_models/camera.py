@@ -7,8 +7,10 @@ distortion coefficients (zeros when the camera has none) with their model (``"pi
 calibration. It comes from an OpenCV calibration file (:func:`read_calibration`), a field of
 view (:func:`fov_camera`) or a plain ``K`` (:func:`default_camera` when nothing is known).
 
-The prediction does not apply the distortion yet: :func:`require_undistorted` refuses a
-camera whose coefficients are not all zero instead of silently ignoring them.
+Prediction samples a distorted image through its lens directly into the canonical view
+(``dgp_ops.warp_perspective_distorted``) and projects its results back through the lens
+(:meth:`Camera.project`). :func:`require_supported_lens` refuses what the lens model does not
+cover (thin-prism and tilt terms) instead of silently ignoring it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 from .validate import require_finite, require_intrinsics
 
 __all__ = ["DISTORTION_MODELS", "Camera", "default_camera", "fov_camera", "read_calibration",
-           "require_undistorted"]
+           "require_supported_lens"]
 
 #: Distortion models and the numbers of coefficients each accepts (OpenCV's).
 DISTORTION_MODELS = {"pinhole": (4, 5, 8, 12, 14), "fisheye": (4,)}
@@ -73,8 +75,47 @@ class Camera:
 
     @property
     def distorted(self) -> bool:
-        """Some distortion coefficient is not zero."""
-        return bool(np.any(self.distortion != 0))
+        """A fisheye lens, or a pinhole lens with a coefficient that is not zero."""
+        return self.model == "fisheye" or bool(np.any(self.distortion != 0))
+
+    @property
+    def lens_coefficients(self) -> np.ndarray:
+        """The coefficients the lens model of ``dgp_ops`` takes: at most 8 (``k1, k2, p1, p2,
+        k3, k4, k5, k6``) for a pinhole, whose thin-prism and tilt terms must be zero
+        (:func:`require_supported_lens`); 4 for a fisheye."""
+        require_supported_lens(self)
+        return self.distortion[:8]
+
+    def lens(self, dtype=None):
+        """``dgp_ops.lens.Distortion`` of this camera (float64 tensors), or None for an ideal
+        pinhole."""
+        if not self.distorted:
+            return None
+        import torch
+
+        from dgp_ops.lens import Distortion
+
+        return Distortion(torch.tensor(self.lens_coefficients, dtype=dtype or torch.float64),
+                          self.model)
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Pixels ``(N, 2)`` of camera-space points ``(N, 3)`` (metres), through the lens
+        (``x/z, y/z`` through the lens and ``K``, for every point, as ``cv2.projectPoints``
+        computes them; a point behind the camera has no meaningful image)."""
+        p = np.asarray(points, dtype=np.float64) @ self.K.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = p[:, :2] / p[:, 2:]
+        lens = self.lens()
+        ok = np.isfinite(uv).all(1)
+        if lens is None or not ok.any():
+            return uv
+        import torch
+
+        from dgp_ops.lens import distort_points
+
+        uv[ok] = distort_points(torch.from_numpy(uv[ok])[None], torch.from_numpy(self.K)[None],
+                                lens)[0].numpy()
+        return uv
 
     def at_size(self, height: int, width: int, name: str = "image") -> Camera:
         """This camera for an image of ``height x width`` pixels.
@@ -119,19 +160,19 @@ def fov_camera(fov_deg: float, height: int, width: int) -> Camera:
     return Camera(K, size=(height, width), source=f"--fov {fov_deg:g}")
 
 
-def require_undistorted(camera: Camera) -> Camera:
-    """``camera`` when its distortion coefficients are all zero.
+def require_supported_lens(camera: Camera) -> Camera:
+    """``camera`` when its lens is one ``dgp_ops`` models: a fisheye, or a pinhole whose
+    thin-prism and tilt coefficients (``s1..s4, tx, ty``, the 9th to 14th) are zero.
 
     Raises:
         ValueError: naming the camera's source and the coefficients, and what to do.
     """
-    if camera.distorted:
+    if camera.model == "pinhole" and np.any(camera.distortion[8:] != 0):
         raise ValueError(
-            f"{camera.source}: {camera.model} distortion coefficients "
-            f"{np.round(camera.distortion, 6).tolist()} are not zero, and prediction does not "
-            "apply lens distortion yet: undistort the images first (cv2.undistort, or "
-            "cv2.fisheye.undistortImage) and give the undistorted camera matrix with zero "
-            "coefficients")
+            f"{camera.source}: thin-prism/tilt distortion coefficients "
+            f"{np.round(camera.distortion[8:], 6).tolist()} are not zero; prediction models "
+            "lenses with up to 8 coefficients (k1, k2, p1, p2, k3, k4, k5, k6): calibrate "
+            "without CALIB_THIN_PRISM_MODEL / CALIB_TILTED_MODEL, or undistort the images first")
     return camera
 
 

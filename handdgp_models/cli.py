@@ -149,12 +149,12 @@ def _hands_option(args: argparse.Namespace, keys: list[str]):
 def _check_first_input(inputs, camera, hands) -> None:
     """Read the first image and check its camera (and its hands, unless a detector gives
     them) now, so a bad input is named before the model loads."""
-    from .camera import require_undistorted
+    from .camera import require_supported_lens
 
     first = next(iter(inputs), None)
     if first is None:
         return
-    require_undistorted(camera(*first.image.shape[:2]))
+    require_supported_lens(camera(*first.image.shape[:2]))
     if hands is not None:
         hands(first.key, first.image)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .camera import Camera, require_undistorted
+from .camera import Camera, require_supported_lens
 from .detections import HandBox, HandSource
 from .media import Frame
 from .predict_defaults import BATCH_SIZE
@@ -59,11 +59,12 @@ class HandPrediction:
     def right(self) -> bool:
         return self.hand.right
 
-    def to_json(self, K: np.ndarray) -> dict:
-        """The hand as written in a prediction file (``K``: the camera, for ``joints2d``)."""
-        p = self.joints @ np.asarray(K, dtype=np.float64).T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            uv = p[:, :2] / p[:, 2:]
+    def to_json(self, camera: Camera | np.ndarray) -> dict:
+        """The hand as written in a prediction file (``camera``, or its (3, 3) ``K`` for an
+        ideal pinhole: ``joints2d`` are the joints' pixels through its lens)."""
+        if not isinstance(camera, Camera):
+            camera = Camera(np.asarray(camera, dtype=np.float64))
+        uv = camera.project(self.joints)
         return {**self.hand.to_json(), "valid": bool(self.valid),
                 "translation": self.translation.tolist(), "joints": self.joints.tolist(),
                 "joints2d": uv.tolist(), "vertices": self.verts.tolist(),
@@ -104,10 +105,14 @@ class HandPredictor:
         """The faces of a right hand's mesh, or of a mirrored (left) one: winding reversed."""
         return self.faces if right else self.faces[:, ::-1].copy()
 
-    def inputs(self, image: np.ndarray, K: np.ndarray, hand: HandBox) -> dict:
-        """The pipeline's tensors for one hand (mirrored for a left hand)."""
-        return self.pipeline({"image": image, "K": K, "box": hand.crop_box,
-                              "mirror": not hand.right})
+    def inputs(self, image: np.ndarray, K: np.ndarray, hand: HandBox,
+               camera: Camera | None = None) -> dict:
+        """The pipeline's tensors for one hand (mirrored for a left hand); ``camera`` (whose
+        ``K`` is ``K``) gives the lens a distorted image is sampled through."""
+        sample = {"image": image, "K": K, "box": hand.crop_box, "mirror": not hand.right}
+        if camera is not None and camera.distorted:
+            sample.update(dist=camera.lens_coefficients, dist_model=camera.model)
+        return self.pipeline(sample)
 
     def run_inputs(self, hands: list[HandBox], inputs: list[dict]) -> list[HandPrediction]:
         """The network on the inputs of ``hands`` in one batch; left hands mirrored back."""
@@ -124,10 +129,11 @@ class HandPredictor:
                 out["weights"][i].astype(np.float64), bool(out["valid"][i])))
         return preds
 
-    def predict(self, image: np.ndarray, K: np.ndarray,
-                hands: list[HandBox]) -> list[HandPrediction]:
-        """Every hand of one RGB uint8 (H, W, 3) image with (3, 3) intrinsics, in one batch."""
-        return self.run_inputs(hands, [self.inputs(image, K, h) for h in hands])
+    def predict(self, image: np.ndarray, K: np.ndarray, hands: list[HandBox],
+                camera: Camera | None = None) -> list[HandPrediction]:
+        """Every hand of one RGB uint8 (H, W, 3) image with (3, 3) intrinsics, in one batch
+        (``camera``: its lens, when the image is distorted)."""
+        return self.run_inputs(hands, [self.inputs(image, K, h, camera) for h in hands])
 
     def __call__(self, image: np.ndarray, K: np.ndarray, box: np.ndarray,
                  right: bool = True) -> dict:
@@ -151,8 +157,9 @@ class PredictionLoop:
     Args:
         predictor: a :class:`HandPredictor`.
         frames: the images (:class:`~handdgp_models.media.Frame`).
-        camera: the camera of an image of a given ``(height, width)``; a camera with lens
-            distortion is refused (:func:`~handdgp_models.camera.require_undistorted`).
+        camera: the camera of an image of a given ``(height, width)``; a distorted image is
+            sampled through its lens (:func:`~handdgp_models.camera.require_supported_lens`
+            names what is not modelled).
         hands: the hands of each image (:mod:`handdgp_models.detections`).
         batch_size: hands per network call.
 
@@ -188,10 +195,11 @@ class PredictionLoop:
         count = 0
         for frame in self.frames:
             h, w = frame.image.shape[:2]
-            camera = require_undistorted(self.camera(h, w))
+            camera = require_supported_lens(self.camera(h, w))
             hands = self.hand_source(frame.key, frame.image)
             t0 = time.perf_counter()
-            inputs = [self.predictor.inputs(frame.image, camera.K, hand) for hand in hands]
+            inputs = [self.predictor.inputs(frame.image, camera.K, hand, camera)
+                      for hand in hands]
             self.seconds += time.perf_counter() - t0
             pending.append((frame, camera, hands, inputs))
             count += len(hands)

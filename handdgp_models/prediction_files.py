@@ -62,7 +62,7 @@ def frame_record(fp: FramePrediction, fps: float | None = None) -> dict:
               "size": list(fp.frame.image.shape[:2]),
               "camera": {"K": cam.K.tolist(), "distortion": cam.distortion.tolist(),
                          "distortion_model": cam.model, "source": cam.source},
-              "units": "metres", "hands": [h.to_json(cam.K) for h in fp.hands]}
+              "units": "metres", "hands": [h.to_json(cam) for h in fp.hands]}
     if fps is not None:
         record["time"] = fp.frame.index / fps
     return record
@@ -112,7 +112,7 @@ class _Writer:
         self.counts["without_hands"] += not fp.hands
         if not self.settings.overlays:
             return
-        over = draw_hands(fp.frame.image, fp.camera.K, fp.hands, self.predictor.faces_of,
+        over = draw_hands(fp.frame.image, fp.camera, fp.hands, self.predictor.faces_of,
                           self.predictor.bones)
         if self.video is not None:
             self.video.write(over)

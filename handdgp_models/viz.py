@@ -149,7 +149,7 @@ Mesh = tuple[np.ndarray, np.ndarray, tuple[float, float, float]]
 
 
 def shade_meshes(image: np.ndarray, K: np.ndarray, meshes: list[Mesh], *,
-                 alpha: float = MESH_ALPHA) -> np.ndarray:
+                 alpha: float = MESH_ALPHA, lens=None) -> np.ndarray:
     """Render camera-space meshes with simple lighting (the project's rasteriser: z-buffer,
     Lambert and a faint highlight) and blend them over an image.
 
@@ -159,11 +159,13 @@ def shade_meshes(image: np.ndarray, K: np.ndarray, meshes: list[Mesh], *,
         meshes: ``(verts (V, 3) metres, faces (F, 3) outward-wound, albedo RGB in [0, 1])``
             each; they occlude one another. A mesh with non-finite vertices is skipped.
         alpha: opacity of the meshes.
+        lens: the camera's ``dgp_ops.lens.Distortion`` (the meshes are rendered through it),
+            or None for an ideal pinhole.
 
     Returns:
         A new (H, W, 3) uint8 image.
     """
-    from .data.render import render_mesh
+    from .data.render import render_mesh, render_through_lens
 
     img = _check_image(image)
     meshes = [(np.asarray(v, np.float64), np.asarray(f, np.int64), c) for v, f, c in meshes
@@ -175,20 +177,28 @@ def shade_meshes(image: np.ndarray, K: np.ndarray, meshes: list[Mesh], *,
     faces = np.concatenate([f + o for (_, f, _), o in zip(meshes, offsets, strict=True)])
     colors = np.concatenate([np.broadcast_to(np.asarray(c, np.float64), (len(v), 3))
                              for v, _, c in meshes])
-    rgb, mask = render_mesh(verts, faces, K, img.shape[0], img.shape[1], colors,
-                            np.asarray(LIGHT_DIR))
+    light = np.asarray(LIGHT_DIR)
+    if lens is None:
+        rgb, mask = render_mesh(verts, faces, K, img.shape[0], img.shape[1], colors, light)
+    else:
+        rgb, mask = render_through_lens(
+            lambda Ki, h, w: render_mesh(verts, faces, Ki, h, w, colors, light), K, lens,
+            img.shape[0], img.shape[1])
     a = (alpha * mask.astype(np.float64))[..., None]
     return np.round(img * (1 - a) + rgb * a).astype(np.uint8)
 
 
 def _keypoints(image: np.ndarray, joints: np.ndarray, K: np.ndarray,
-               bones: tuple[tuple[int, int], ...] | None) -> np.ndarray:
-    """Small keypoints and thin bones (one pixel per 256 of the image's side)."""
+               bones: tuple[tuple[int, int], ...] | None, camera=None) -> np.ndarray:
+    """Small keypoints and thin bones (one pixel per 256 of the image's side); ``camera``
+    (a :class:`~handdgp_models.camera.Camera`) projects through its lens."""
     if not np.isfinite(joints).all():
         return image
     scale = max(1, int(round(max(image.shape[:2]) / 256)))
-    return draw_skeleton(image, _project(joints, K), bones=bones, radius=scale,
-                         thickness=scale)
+    uv = _project(joints, K) if camera is None else np.clip(camera.project(joints), -1e4, 1e4)
+    if not np.isfinite(uv).all():
+        return image
+    return draw_skeleton(image, uv, bones=bones, radius=scale, thickness=scale)
 
 
 def render_overlay(sample: dict, verts: np.ndarray, joints: np.ndarray, faces: np.ndarray,
@@ -223,7 +233,7 @@ def _rgb255(color: tuple[float, float, float]) -> tuple[int, int, int]:
     return tuple(int(round(255 * c)) for c in color)
 
 
-def draw_hands(image: np.ndarray, K: np.ndarray, hands: list,
+def draw_hands(image: np.ndarray, camera, hands: list,
                faces_of: Callable[[bool], np.ndarray],
                bones: tuple[tuple[int, int], ...] | None = None) -> np.ndarray:
     """``predict``'s overlay: every hand's shaded mesh (right hands orange, left hands blue),
@@ -231,7 +241,9 @@ def draw_hands(image: np.ndarray, K: np.ndarray, hands: list,
     DGP system).
 
     Args:
-        image: (H, W, 3) uint8 RGB; K: (3, 3) its intrinsics.
+        image: (H, W, 3) uint8 RGB; camera: its
+            :class:`~handdgp_models.camera.Camera` (meshes and keypoints drawn through its
+            lens), or its (3, 3) intrinsics for an ideal pinhole.
         hands: :class:`~handdgp_models.predict.HandPrediction` list.
         faces_of: ``faces_of(right)`` -> (F, 3) faces of a right or left hand.
         bones: the skeleton (None: the hand's).
@@ -239,11 +251,15 @@ def draw_hands(image: np.ndarray, K: np.ndarray, hands: list,
     Returns:
         A new (H, W, 3) uint8 image.
     """
+    from .camera import Camera
+
+    if not isinstance(camera, Camera):
+        camera = Camera(np.asarray(camera, dtype=np.float64))
     meshes = [(h.verts, faces_of(h.right), PRED_COLOR if h.right else LEFT_COLOR)
               for h in hands]
-    img = shade_meshes(image, K, meshes)
+    img = shade_meshes(image, camera.K, meshes, lens=camera.lens())
     for h in hands:
-        img = _keypoints(img, h.joints, K, bones)
+        img = _keypoints(img, h.joints, camera.K, bones, camera)
     for h in hands:
         x0, y0, x1, y1 = (int(round(float(x))) for x in h.hand.box)
         color = _rgb255(PRED_COLOR if h.right else LEFT_COLOR)

@@ -36,7 +36,7 @@ FLAGS=(-std=c++20 -O1 -g1 -fPIC -fvisibility=hidden -fvisibility-inlines-hidden
        -fno-omit-frame-pointer -ffp-contract=off -Wall -Werror
        -fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=all
        -DDGP_CUDA_EMU -D_GLIBCXX_USE_CXX11_ABI=$ABI $TORCH_INC)
-UNITS=(emu_lib emu_dlt emu_warp_forward emu_warp_backward)
+UNITS=(emu_lib emu_dlt emu_warp_forward emu_warp_backward emu_distort)
 OBJS=("${UNITS[@]/%/.o}")
 
 # build DIR [CSRC]: compiles the units whose sources changed into DIR and links
@@ -130,6 +130,10 @@ plant off_by_one warp/warp_cuda.cuh emu_warp_forward \
   const ItemParams& p = params[b];
   const int64_t y = pix / ow, x = pix % ow;
   T* o"
+plant distort_jacobian distort/distort_kernel.h emu_distort \
+  "test_distort_matches_cpu and fisheye-zeros-bilinear-float64" 'not close|Mismatched' \
+  "a wrong Jacobian term (distorted warp, fisheye)" \
+  "  J[2] = J[1];" "  J[2] = -J[1];  // planted"
 wait
 caught_all=1
 for m in "${MUTANTS[@]}"; do

@@ -25,6 +25,7 @@
 #include "common/reduced_precision.h"
 #include "common/zeroed_alloc.h"
 #include "warp/warp_checks.h"
+#include "warp/warp_cpu.h"
 #include "warp/warp_cpu_u8.h"
 #include "warp/warp_kernel.h"
 
@@ -524,6 +525,8 @@ void backward_impl(const at::Tensor& gout, const at::Tensor& img,
   }
 }
 
+}  // namespace
+
 at::Tensor warp_perspective_cpu(const at::Tensor& image, const at::Tensor& H, int64_t out_h,
                                 int64_t out_w, c10::string_view mode,
                                 c10::string_view padding_mode) {
@@ -588,8 +591,6 @@ std::tuple<at::Tensor, at::Tensor> warp_perspective_backward_cpu(
   });
   return {gimg, gH};
 }
-
-}  // namespace
 
 TORCH_LIBRARY_IMPL(dgp_ops, CPU, m) {
   m.impl("warp_perspective", &warp_perspective_cpu);

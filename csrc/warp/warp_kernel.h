@@ -138,20 +138,12 @@ struct Footprint {
   T du, dv;          // d(padded coordinate) / d(source coordinate)
 };
 
-// Fills f for output pixel (x, y); returns false when the pixel reads nothing (no valid
-// source, or zero padding with every tap outside), i.e. output 0 and zero gradient.
+// Fills f's taps for the source coordinate (u, v) (before padding); returns false when the
+// pixel reads nothing (zero padding with every tap outside), i.e. output 0 and zero gradient.
 template <typename T, int INTERP, int PAD>
-HOST_DEVICE inline bool footprint(const T* N, T x, T y, int64_t H, int64_t W, Footprint<T>& f) {
-  // Grouped as N[0] x + (N[1] y + N[2]) so that row-wise loops that hoist the y terms
-  // compute bit-identical coordinates.
-  const T w = N[6] * x + (N[7] * y + N[8]);
-  if (!(w > T(kMinW))) return false;
-  const T invw = T(1) / w;
-  const T u = (N[0] * x + (N[1] * y + N[2])) * invw;
-  const T v = (N[3] * x + (N[4] * y + N[5])) * invw;
+HOST_DEVICE inline bool place_taps(T u, T v, int64_t H, int64_t W, Footprint<T>& f) {
   f.u = u;
   f.v = v;
-  f.invw = invw;
   const T Wm1 = T(W - 1), Hm1 = T(H - 1);
   T pu = u, pv = v;
   f.du = T(1);
@@ -187,6 +179,21 @@ HOST_DEVICE inline bool footprint(const T* N, T x, T y, int64_t H, int64_t W, Fo
   return true;
 }
 
+// Fills f for output pixel (x, y); returns false when the pixel reads nothing (no valid
+// source, or zero padding with every tap outside), i.e. output 0 and zero gradient.
+template <typename T, int INTERP, int PAD>
+HOST_DEVICE inline bool footprint(const T* N, T x, T y, int64_t H, int64_t W, Footprint<T>& f) {
+  // Grouped as N[0] x + (N[1] y + N[2]) so that row-wise loops that hoist the y terms
+  // compute bit-identical coordinates.
+  const T w = N[6] * x + (N[7] * y + N[8]);
+  if (!(w > T(kMinW))) return false;
+  const T invw = T(1) / w;
+  const T u = (N[0] * x + (N[1] * y + N[2])) * invw;
+  const T v = (N[3] * x + (N[4] * y + N[5])) * invw;
+  f.invw = invw;
+  return place_taps<T, INTERP, PAD>(u, v, H, W, f);
+}
+
 // Forward of one output pixel over all C channels. img: the item's (C, H, W) planes;
 // out: its first channel's output element, channels out_plane apart.
 template <typename T, int INTERP, int PAD>
@@ -220,13 +227,16 @@ HOST_DEVICE inline void sample_pixel(const Footprint<T>& f, const T* img, int64_
   }
 }
 
-// Backward of one output pixel. gout: its first channel's incoming gradient (channels
+// Backward of one output pixel's taps. gout: its first channel's incoming gradient (channels
 // out_plane apart). Scatters into gimg (the item's image gradient, nullptr to skip) with
-// add(ptr, value) and accumulates dL/dN into dN (skipped when need_h is false).
+// add(ptr, value) and, when need_h, writes the gradient of the source coordinate before padding
+// (gx, gy) = dL/d(padded u, padded v); 'nearest' leaves it zero.
 template <typename T, int INTERP, int PAD, typename Add>
-HOST_DEVICE inline void backward_pixel(const Footprint<T>& f, T x, T y, const T* img, T* gimg,
-                                       const T* gout, int64_t C, int64_t W, int64_t plane,
-                                       int64_t out_plane, bool need_h, T dN[9], Add add) {
+HOST_DEVICE inline void backward_taps(const Footprint<T>& f, const T* img, T* gimg,
+                                      const T* gout, int64_t C, int64_t W, int64_t plane,
+                                      int64_t out_plane, bool need_h, T& gx, T& gy, Add add) {
+  gx = T(0);
+  gy = T(0);
   if (INTERP == kNearest) {
     // Piecewise-constant in the coordinates: only the image gets a gradient.
     if (gimg != nullptr) {
@@ -240,7 +250,6 @@ HOST_DEVICE inline void backward_pixel(const Footprint<T>& f, T x, T y, const T*
   const bool b00 = f.inx0 && f.iny0, b01 = f.inx1 && f.iny0;
   const bool b10 = f.inx0 && f.iny1, b11 = f.inx1 && f.iny1;
   const int64_t off = f.y0 * W + f.x0;
-  T gx = T(0), gy = T(0);
   for (int64_t c = 0; c < C; ++c) {
     const T g = gout[c * out_plane];
     if (gimg != nullptr) {
@@ -258,10 +267,14 @@ HOST_DEVICE inline void backward_pixel(const Footprint<T>& f, T x, T y, const T*
       gy += g * ((T(1) - f.fx) * (i10 - i00) + f.fx * (i11 - i01));
     }
   }
-  if (!need_h) return;
-  // u = (N0 . p) / w, v = (N1 . p) / w, w = N2 . p with p = (x, y, 1).
-  const T gu = gx * f.du * f.invw, gv = gy * f.dv * f.invw;
-  const T gw = -(gu * f.u + gv * f.v);
+}
+
+// Adds to dN the gradient of N from the gradient (gu0, gv0) of the point (u, v) = (N0 . p,
+// N1 . p) / w, w = N2 . p, p = (x, y, 1), with invw = 1 / w.
+template <typename T>
+HOST_DEVICE inline void add_n_grad(T gu0, T gv0, T invw, T u, T v, T x, T y, T dN[9]) {
+  const T gu = gu0 * invw, gv = gv0 * invw;
+  const T gw = -(gu * u + gv * v);
   dN[0] += gu * x;
   dN[1] += gu * y;
   dN[2] += gu;
@@ -271,6 +284,18 @@ HOST_DEVICE inline void backward_pixel(const Footprint<T>& f, T x, T y, const T*
   dN[6] += gw * x;
   dN[7] += gw * y;
   dN[8] += gw;
+}
+
+// Backward of one output pixel: backward_taps, then dL/dN accumulated into dN (skipped when
+// need_h is false or for 'nearest').
+template <typename T, int INTERP, int PAD, typename Add>
+HOST_DEVICE inline void backward_pixel(const Footprint<T>& f, T x, T y, const T* img, T* gimg,
+                                       const T* gout, int64_t C, int64_t W, int64_t plane,
+                                       int64_t out_plane, bool need_h, T dN[9], Add add) {
+  T gx, gy;
+  backward_taps<T, INTERP, PAD>(f, img, gimg, gout, C, W, plane, out_plane, need_h, gx, gy, add);
+  if (INTERP == kNearest || !need_h) return;
+  add_n_grad(gx * f.du, gy * f.dv, f.invw, f.u, f.v, x, y, dN);
 }
 
 // ---- uint8 images ------------------------------------------------------------------------
@@ -312,9 +337,42 @@ HOST_DEVICE inline int64_t border_index(int64_t i, int64_t n) {
   return i < n ? i : period - i;
 }
 
+// One output pixel of a uint8 image, all C channels, sampled at the source coordinate (X, Y)
+// (double, already clamped by clamp_coord). img: the item's first element with strides sc
+// (channel), sy (row), sx (column) in elements; out: the pixel's first channel, channels osc
+// apart.
+template <int INTERP, int PAD>
+HOST_DEVICE inline void sample_at_u8(double X, double Y, const uint8_t* img, int64_t C,
+                                     int64_t H, int64_t W, int64_t sc, int64_t sy, int64_t sx,
+                                     uint8_t* out, int64_t osc) {
+  if (INTERP == kNearest) {
+    const int64_t xi = border_index<PAD>(static_cast<int64_t>(nearbyint(X)), W);
+    const int64_t yi = border_index<PAD>(static_cast<int64_t>(nearbyint(Y)), H);
+    if (xi >= 0 && yi >= 0) {
+      const uint8_t* p = img + yi * sy + xi * sx;
+      for (int64_t c = 0; c < C; ++c) out[c * osc] = p[c * sc];
+    } else {
+      for (int64_t c = 0; c < C; ++c) out[c * osc] = 0;
+    }
+    return;
+  }
+  const double fX = floor(X), fY = floor(Y);
+  const int64_t x0 = static_cast<int64_t>(fX), y0 = static_cast<int64_t>(fY);
+  const float fx = static_cast<float>(sub_rn(X, fX)), fy = static_cast<float>(sub_rn(Y, fY));
+  const int64_t xa = border_index<PAD>(x0, W), xb = border_index<PAD>(x0 + 1, W);
+  const int64_t ya = border_index<PAD>(y0, H), yb = border_index<PAD>(y0 + 1, H);
+  for (int64_t c = 0; c < C; ++c) {
+    const uint8_t* p = img + c * sc;
+    const float p00 = ya >= 0 && xa >= 0 ? p[ya * sy + xa * sx] : 0.f;
+    const float p01 = ya >= 0 && xb >= 0 ? p[ya * sy + xb * sx] : 0.f;
+    const float p10 = yb >= 0 && xa >= 0 ? p[yb * sy + xa * sx] : 0.f;
+    const float p11 = yb >= 0 && xb >= 0 ? p[yb * sy + xb * sx] : 0.f;
+    out[c * osc] = blend_u8(p00, p01, p10, p11, fx, fy);
+  }
+}
+
 // One output pixel (x, y) of a uint8 image, all C channels, with the source coordinate in
-// double. img: the item's first element with strides sc (channel), sy (row), sx (column) in
-// elements; out: the pixel's first channel, channels osc apart.
+// double (arguments as in sample_at_u8).
 template <int INTERP, int PAD>
 HOST_DEVICE inline void sample_pixel_u8(const double N[9], double x, double y,
                                         const uint8_t* img, int64_t C, int64_t H, int64_t W,
@@ -326,30 +384,8 @@ HOST_DEVICE inline void sample_pixel_u8(const double N[9], double x, double y,
         clamp_coord(div_rn(add_rn(mul_rn(N[0], x), add_rn(mul_rn(N[1], y), N[2])), w));
     const double Y =
         clamp_coord(div_rn(add_rn(mul_rn(N[3], x), add_rn(mul_rn(N[4], y), N[5])), w));
-    if (INTERP == kNearest) {
-      const int64_t xi = border_index<PAD>(static_cast<int64_t>(nearbyint(X)), W);
-      const int64_t yi = border_index<PAD>(static_cast<int64_t>(nearbyint(Y)), H);
-      if (xi >= 0 && yi >= 0) {
-        const uint8_t* p = img + yi * sy + xi * sx;
-        for (int64_t c = 0; c < C; ++c) out[c * osc] = p[c * sc];
-        return;
-      }
-    } else {
-      const double fX = floor(X), fY = floor(Y);
-      const int64_t x0 = static_cast<int64_t>(fX), y0 = static_cast<int64_t>(fY);
-      const float fx = static_cast<float>(sub_rn(X, fX)), fy = static_cast<float>(sub_rn(Y, fY));
-      const int64_t xa = border_index<PAD>(x0, W), xb = border_index<PAD>(x0 + 1, W);
-      const int64_t ya = border_index<PAD>(y0, H), yb = border_index<PAD>(y0 + 1, H);
-      for (int64_t c = 0; c < C; ++c) {
-        const uint8_t* p = img + c * sc;
-        const float p00 = ya >= 0 && xa >= 0 ? p[ya * sy + xa * sx] : 0.f;
-        const float p01 = ya >= 0 && xb >= 0 ? p[ya * sy + xb * sx] : 0.f;
-        const float p10 = yb >= 0 && xa >= 0 ? p[yb * sy + xa * sx] : 0.f;
-        const float p11 = yb >= 0 && xb >= 0 ? p[yb * sy + xb * sx] : 0.f;
-        out[c * osc] = blend_u8(p00, p01, p10, p11, fx, fy);
-      }
-      return;
-    }
+    sample_at_u8<INTERP, PAD>(X, Y, img, C, H, W, sc, sy, sx, out, osc);
+    return;
   }
   for (int64_t c = 0; c < C; ++c) out[c * osc] = 0;
 }

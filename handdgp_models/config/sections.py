@@ -44,7 +44,7 @@ DATASETS = ("synthetic", "freihand", "ho3d", "h36m")
 #: Body datasets (they need a ``body`` section).
 BODY_DATASETS = ("h36m",)
 #: Synthetic camera domains.
-CAMERAS = ("train", "test")
+CAMERAS = ("train", "test", "wide", "wide-radtan", "wide-fisheye")
 #: Named fingertip vertex-id sets of the hand.
 TIP_ID_SETS = ("freihand", "ho3d", "smplx")
 DEVICES = ("auto", "cpu", "cuda")
@@ -197,6 +197,9 @@ class PipelineConfig:
         rotation_deg: in-plane rotation uniform in ``[-r, r]`` degrees (shared by two views).
         photometric: colour jitter and blur ranges, or None for none.
         padding_mode: warp padding, ``"zeros"``, ``"border"`` or ``"reflection"``.
+        undistort: a sample with lens distortion (``dist``, ``dist_model``) is sampled through
+            its lens into the ideal canonical view (``dgp_ops.warp_perspective_distorted``);
+            False ignores the coefficients (treats every camera as an ideal pinhole).
     """
 
     mode: str = "affine"
@@ -209,6 +212,7 @@ class PipelineConfig:
     rotation_deg: float = 45.0
     photometric: PhotometricConfig | None = field(default_factory=PhotometricConfig)
     padding_mode: str = "zeros"
+    undistort: bool = True
 
     def __post_init__(self) -> None:
         _positive(self, "crop_scale")
@@ -251,7 +255,8 @@ class SourceConfig:
         samples: synthetic: number of rendered images (required); real data: use only the
             first ``samples`` items (None: all).
         seed: synthetic: base seed of the rendered images.
-        camera: synthetic camera domain (``"train"`` or ``"test"``).
+        camera: synthetic camera domain (``"train"``, ``"test"``, or the wide-angle
+            ``"wide"``, ``"wide-radtan"`` (barrel + tangential) and ``"wide-fisheye"``).
         occlusion_prob: synthetic: probability of random occluders over the hand.
         orientation_spread: synthetic: largest angle (degrees) from a palm-to-camera view.
         depth: synthetic: ``[min, max]`` depth of the hand in metres, or None for the

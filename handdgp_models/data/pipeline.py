@@ -80,7 +80,7 @@ def _flip(size: int) -> torch.Tensor:
 def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.Tensor,
                       center: torch.Tensor, side: float, zoom: float, theta: float,
                       pipe: InputPipeline, origin: tuple[int, int] = (0, 0),
-                      mirror: bool = False):
+                      mirror: bool = False, lens=None):
     """The one place that calls the ``dgp_ops`` geometry.
 
     Args:
@@ -91,7 +91,9 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
         rotation (radians) about the output optical axis; pipe: the pipeline (output size,
         canonical focal, settings); origin: original-pixel position ``(x0, y0)`` of
         ``image``'s top-left pixel (a crop of the original image); mirror: show the mirrored
-        world (see the module docstring).
+        world (see the module docstring); lens: the camera's ``dgp_ops.lens.Distortion``
+        (``center`` is then a point of the distorted image and ``H`` maps ideal pixels), or
+        None for an ideal pinhole.
 
     Returns:
         ``(image (3, S, S) float32 in [0, 1], mask (S, S) or None, H, K_out, R)`` with
@@ -103,7 +105,7 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
     S, cfg = pipe.out_size, pipe.config
     side_t = torch.tensor([side], dtype=torch.float64)
     rect = rectification(K[None], center[None], side_t, focal=pipe.focal, out_size=S,
-                         scale=cfg.crop_scale, mode=cfg.mode)
+                         scale=cfg.crop_scale, mode=cfg.mode, distortion=lens)
     H0, K0, R0 = rect.H[0], rect.K[0], rect.R[0]
     K1 = _zoom(zoom, float(K0[0, 2]), float(K0[1, 2])) @ K0
     Rz = _rot_z(theta)
@@ -117,15 +119,22 @@ def _rectify_and_warp(image: torch.Tensor, mask: torch.Tensor | None, K: torch.T
     # built here from checked inputs, so the warp's value checks (a determinant per call) are off.
     # A mirrored view is warped unmirrored into S + 1 columns, whose reversal is exactly the
     # flip u -> S - u (a copy, no second resampling).
-    from dgp_ops import warp_perspective
+    from dgp_ops import warp_perspective, warp_perspective_distorted
 
     width = S + 1 if mirror else S
-    out = warp_perspective(image[None], H_src, (S, width), "bilinear", cfg.padding_mode,
-                           check_values=False)[0]
+    if lens is None:
+        def warp(x, interp, padding):
+            return warp_perspective(x, H_src, (S, width), interp, padding, check_values=False)
+    else:  # the camera of ``image`` (a crop) is K with its principal point moved by ``origin``
+        K_src = (torch.linalg.inv(shift) @ K)[None]
+
+        def warp(x, interp, padding):
+            return warp_perspective_distorted(x, H_src, K_src, lens, (S, width), interp, padding,
+                                              check_values=False)
+    out = warp(image[None], "bilinear", cfg.padding_mode)[0]
     out_mask = None
     if mask is not None:
-        out_mask = warp_perspective(mask[None, None], H_src, (S, width), "nearest", "zeros",
-                                    check_values=False)[0, 0]
+        out_mask = warp(mask[None, None], "nearest", "zeros")[0, 0]
     if mirror:
         F = _flip(S)
         H, K1, R = F @ H, F @ K1 @ MIRROR, MIRROR @ R @ MIRROR
@@ -143,6 +152,36 @@ def _as_tensor(sample: dict, key: str, shape: tuple[int | None, ...] | None) -> 
         want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
         raise ValueError(f"sample[{key!r}]: expected shape {want}, got {tuple(value.shape)}")
     return value
+
+
+#: Coefficients in a pipeline output's ``dist`` (OpenCV's longest pinhole vector; a fisheye's
+#: four come first), zero-padded.
+DIST_COEFFS = 8
+
+
+def _lens(sample: dict):
+    """``(dist (8,) float64, model index, dgp_ops Distortion or None)`` of a sample: its
+    ``dist`` coefficients and ``dist_model`` (``"pinhole"`` when absent); no lens for a pinhole
+    without coefficients or with all of them zero."""
+    from dgp_ops.lens import LENS_MODELS, Distortion
+
+    model = str(sample.get("dist_model", "pinhole"))
+    if model not in LENS_MODELS:
+        raise ValueError(f"sample['dist_model']: expected one of {list(LENS_MODELS)}, got "
+                         f"{model!r}")
+    dist = torch.zeros(DIST_COEFFS, dtype=torch.float64)
+    if sample.get("dist") is None:  # a fisheye without coefficients is the equidistant lens
+        lens = Distortion(dist[:4], model) if model == "fisheye" else None
+        return dist, LENS_MODELS.index(model), lens
+    coeffs = _as_tensor(sample, "dist", (None,))
+    if not torch.isfinite(coeffs).all() or len(coeffs) > DIST_COEFFS:
+        raise ValueError(f"sample['dist']: expected at most {DIST_COEFFS} finite coefficients, "
+                         f"got {coeffs.tolist()}")
+    dist[:len(coeffs)] = coeffs
+    if model == "pinhole" and not bool(coeffs.any()):
+        return dist, 0, None
+    n = 4 if model == "fisheye" else (len(coeffs) if len(coeffs) in (4, 5, 8) else DIST_COEFFS)
+    return dist, LENS_MODELS.index(model), Distortion(dist[:max(n, 4)], model)
 
 
 def _apply_h(H: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
@@ -166,7 +205,10 @@ class InputPipeline:
     ``pipeline(sample, generator=None)`` returns a dict of tensors:
     ``image`` (3, S, S) float32 in [0, 1]; ``K`` (3, 3) output intrinsics; ``R`` (3, 3)
     rotation original camera → output camera; ``H`` (3, 3) original pixels → output pixels;
-    ``K_orig`` (3, 3); ``box`` (3,) the (jittered) box used; and when the sample has them
+    ``K_orig`` (3, 3); ``box`` (3,) the (jittered) box used; ``dist`` (8,) the sample's lens
+    coefficients (zeros without distortion) and ``dist_model`` (0 pinhole, 1 fisheye; a
+    distorted sample's ``box`` and ``joints2d`` are in the distorted image and ``H`` maps its
+    camera's ideal pixels); and when the sample has them
     ``joints2d`` (K, 2) output pixels, ``joints3d`` (K, 3) / ``verts3d`` (V, 3) metres in
     the output camera frame (K keypoints of the template: 21 for the hand, 29 for the body),
     ``joints3d_orig`` (K, 3) original camera, ``root`` (3,) = ``joints3d[root_index]`` (or the
@@ -248,18 +290,27 @@ class InputPipeline:
         if mask_np is not None:
             mask = torch.from_numpy(np.ascontiguousarray(mask_np, dtype=np.uint8))
         mirror = bool(sample.get("mirror", False))
+        dist, dist_model, lens = _lens(sample)
+        if not cfg.undistort:
+            lens = None
         out_img, out_mask, H, K_out, R = _rectify_and_warp(
-            img, mask, K, center, side * factor, zoom, theta, self, (x0, y0), mirror)
+            img, mask, K, center, side * factor, zoom, theta, self, (x0, y0), mirror, lens)
         M = MIRROR if mirror else torch.eye(3, dtype=torch.float64)  # 3D points of the world
         if self.train and cfg.photometric is not None:
             out_img = photometric(out_img, cfg.photometric, generator)
         out = {"image": out_img.contiguous(), "K": K_out.float(), "R": R.float(),
                "H": H.float(), "K_orig": K.float(),
-               "box": torch.tensor([center[0], center[1], side * factor], dtype=torch.float32)}
+               "box": torch.tensor([center[0], center[1], side * factor], dtype=torch.float32),
+               "dist": dist.float(), "dist_model": torch.tensor(dist_model)}
         if out_mask is not None:
             out["mask"] = (out_mask > 0.5).to(torch.uint8)
         if "joints2d" in sample:
-            out["joints2d"] = _apply_h(H, _as_tensor(sample, "joints2d", (None, 2))).float()
+            uv = _as_tensor(sample, "joints2d", (None, 2))
+            if lens is not None:  # distorted pixels -> the camera's ideal pixels
+                from dgp_ops.lens import undistort_points
+
+                uv = undistort_points(uv[None], K[None], lens)[0]
+            out["joints2d"] = _apply_h(H, uv).float()
         if "joints3d" in sample:
             j = _as_tensor(sample, "joints3d", (None, 3)) @ M
             if "joints2d" in out and len(out["joints2d"]) != len(j):

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Raster", "project", "rasterize", "vertex_normals", "shade", "render_mesh"]
+__all__ = ["Raster", "project", "rasterize", "vertex_normals", "shade", "render_mesh",
+           "render_through_lens"]
 
 _MAX_FRAGMENTS = 4_000_000  # candidate pairs per chunk, bounds memory for huge triangles
 
@@ -243,3 +244,50 @@ def render_mesh(verts: np.ndarray, faces: np.ndarray, K: np.ndarray, height: int
     m = mask > 0
     img[m] = (rgb[m] * 255 + 0.5).astype(np.uint8)
     return img, mask
+
+
+#: Largest side of the ideal image rendered for a distorted one, as a multiple of its side.
+MAX_IDEAL_SCALE = 2.0
+
+
+def render_through_lens(render, K: np.ndarray, lens, height: int, width: int) -> list:
+    """Images of a camera with lens distortion, from an ideal pinhole renderer.
+
+    ``render(K_ideal, h, w)`` draws the ideal pinhole image(s) (a tuple of arrays
+    ``(h, w[, C])``) of a camera with ``K``'s focal lengths, on a canvas large enough for the
+    rays the distorted ``height x width`` image sees (at most :data:`MAX_IDEAL_SCALE` times its
+    side; rays beyond are black). Each distorted pixel then takes the ideal pixel of its ray
+    (``dgp_ops.lens.undistort_points``): bilinear for the first array, nearest for the others
+    (masks).
+
+    Args:
+        render: the ideal renderer; K: (3, 3) the camera; lens: its
+            ``dgp_ops.lens.Distortion``; height, width: the distorted image's size.
+
+    Returns:
+        The resampled arrays, each ``(height, width[, C])``.
+    """
+    import cv2
+    import torch
+
+    import dgp_ops  # noqa: F401  (registers the ops)
+    from dgp_ops.lens import undistort_points
+
+    vs, us = np.mgrid[0:height, 0:width].astype(np.float64)
+    pix = torch.from_numpy(np.stack([us.ravel(), vs.ravel()], -1))[None]
+    coeffs = torch.as_tensor(lens.coeffs, dtype=torch.float64)
+    ideal = undistort_points(pix, torch.from_numpy(np.asarray(K, np.float64))[None],
+                             type(lens)(coeffs, lens.model))[0].numpy()
+    size = np.array([width, height], dtype=np.float64)
+    lo_lim, hi_lim = -(MAX_IDEAL_SCALE - 1) / 2 * size, (MAX_IDEAL_SCALE + 1) / 2 * size
+    finite = np.isfinite(ideal).all(1)
+    lo = np.clip(np.floor(ideal[finite].min(0)) - 1, lo_lim, 0)
+    hi = np.clip(np.ceil(ideal[finite].max(0)) + 2, size, hi_lim)
+    K_ideal = np.array(K, dtype=np.float64)
+    K_ideal[:2, 2] -= lo
+    images = render(K_ideal, int(hi[1] - lo[1]), int(hi[0] - lo[0]))
+    maps = np.where(finite[:, None], ideal - lo, -10.0).astype(np.float32)
+    mx, my = maps[:, 0].reshape(height, width), maps[:, 1].reshape(height, width)
+    return [cv2.remap(im, mx, my, cv2.INTER_LINEAR if i == 0 else cv2.INTER_NEAREST,
+                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            for i, im in enumerate(images)]

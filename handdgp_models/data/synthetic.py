@@ -6,12 +6,13 @@ of any size needs no storage and two workers never disagree.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import multiprocessing
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -23,7 +24,7 @@ from torch.utils.data import Dataset
 from ..files import read_npz, write_npz
 from ..hand import NUM_KEYPOINTS, HandModel, load_mano
 from .backgrounds import draw_occluders, random_background
-from .render import project, render_mesh, vertex_normals
+from .render import project, render_mesh, render_through_lens, vertex_normals
 
 __all__ = ["BOX_MARGIN", "CACHE_VERSION", "CAMERA_DOMAINS", "CameraDomain", "SyntheticHands",
            "hand_box"]
@@ -48,7 +49,7 @@ _SKIN = np.array([[0.96, 0.82, 0.72], [0.90, 0.72, 0.58], [0.80, 0.58, 0.42],
 
 @dataclass(frozen=True)
 class CameraDomain:
-    """A distribution of pinhole cameras.
+    """A distribution of cameras: pinholes, optionally with one lens distortion.
 
     Attributes:
         focal: (min, max) focal length in pixels, drawn log-uniformly (narrowed per image so the
@@ -57,17 +58,32 @@ class CameraDomain:
         principal_jitter: principal point offset from the image centre, as a fraction of the
             image size, drawn uniformly in +-this.
         depth: (min, max) camera-space depth of the hand's centre in metres.
+        distortion: the lens's coefficients in OpenCV's order (empty: an ideal pinhole);
+            the image is rendered through the ideal camera and resampled through the lens
+            (:func:`~handdgp_models.data.render.render_through_lens`); ``joints2d`` and
+            ``box`` are distorted pixels.
+        lens_model: ``"pinhole"`` or ``"fisheye"`` (which model ``distortion`` belongs to).
     """
 
     focal: tuple[float, float]
     sizes: tuple[tuple[int, int], ...]
     principal_jitter: float = 0.08
     depth: tuple[float, float] = (0.3, 1.2)
+    # Left out of the repr, which keys the render cache: a pinhole domain keeps its key.
+    distortion: tuple[float, ...] = field(default=(), repr=False)
+    lens_model: str = field(default="pinhole", repr=False)
+
+    @property
+    def distorted(self) -> bool:
+        return self.lens_model == "fisheye" or any(c != 0 for c in self.distortion)
 
 
 # The rest hand points its fingers along +x with the palm facing -y; this rotation shows the palm
 # to the camera (palm normal along -z) with the fingers pointing up the image (-y).
 _FACING_CAMERA = Rotation.from_matrix([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+_WIDE = CameraDomain(focal=(320.0, 480.0), sizes=((480, 640), (480, 480)),
+                     principal_jitter=0.04)
 
 CAMERA_DOMAINS: dict[str, CameraDomain] = {
     "train": CameraDomain(focal=(400.0, 1200.0),
@@ -75,7 +91,18 @@ CAMERA_DOMAINS: dict[str, CameraDomain] = {
                           principal_jitter=0.08),
     "test": CameraDomain(focal=(900.0, 2000.0), sizes=((480, 640), (480, 480), (384, 512)),
                          principal_jitter=0.12),
+    # Wide-angle cameras (about 70-90 degrees across the width): an ideal pinhole, a webcam-like
+    # barrel lens with tangential terms, and a fisheye (equidistant-like) lens.
+    "wide": _WIDE,
+    "wide-radtan": dataclasses.replace(_WIDE, distortion=(-0.28, 0.08, 0.0012, -0.0009, 0.0)),
+    "wide-fisheye": dataclasses.replace(_WIDE, distortion=(0.03, -0.01, 0.002, 0.0),
+                                        lens_model="fisheye"),
 }
+def _lens(domain: CameraDomain):
+    import dgp_ops  # noqa: F401  (registers the ops)
+    from dgp_ops.lens import Distortion
+
+    return Distortion(torch.tensor(domain.distortion, dtype=torch.float64), domain.lens_model)
 
 
 def hand_box(points2d: np.ndarray, margin: float = BOX_MARGIN) -> np.ndarray:
@@ -107,7 +134,9 @@ class SyntheticHands(Dataset):
     Each item is a dict: ``image`` uint8 (H, W, 3) RGB; ``K`` float32 (3, 3); ``joints3d``
     float32 (21, 3) camera space, metres, OpenPose order; ``verts3d`` float32 (778, 3);
     ``joints2d`` float32 (21, 2) pixels; ``mask`` uint8 (H, W) 0/1; ``box`` float32 (3,)
-    (centre_u, centre_v, side) in pixels; ``pose`` float32 (48,); ``shape`` float32 (10,).
+    (centre_u, centre_v, side) in pixels; ``pose`` float32 (48,); ``shape`` float32 (10,);
+    for a distorted camera domain also ``dist`` float32 (D,) and ``dist_model`` (str), with
+    ``image``, ``mask``, ``joints2d`` and ``box`` in the distorted image.
     """
 
     def __init__(self, num_samples: int, seed: int = 0, *,
@@ -148,8 +177,9 @@ class SyntheticHands(Dataset):
         self._warned = False
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
+            lens = (camera.distortion, camera.lens_model) if camera.distorted else ()
             h = hashlib.sha1(repr((self.seed, image_size, camera, self.occlusion_prob,
-                                   self.hand.tip_ids, self._orientation_key())).encode())
+                                   self.hand.tip_ids, self._orientation_key(), *lens)).encode())
             h.update(self.hand.template.numpy().tobytes())
             h.update(self._faces.tobytes())
             self._cache_key = h.hexdigest()[:16]
@@ -216,7 +246,8 @@ class SyntheticHands(Dataset):
         version = arrays.get(_VERSION_KEY)
         if version is None or version.shape != () or int(version) != CACHE_VERSION:
             raise ValueError(f"stale cache file (not of cache version {CACHE_VERSION})")
-        if set(arrays) != {*_CACHED, _VERSION_KEY}:
+        lens_keys = {"dist", "dist_model"} if self.camera.distorted else set()
+        if set(arrays) != {*_CACHED, _VERSION_KEY, *lens_keys}:
             raise ValueError(f"stale cache file (arrays {sorted(arrays)})")
         image = arrays["image"]
         if image.ndim != 3:
@@ -249,10 +280,20 @@ class SyntheticHands(Dataset):
 
         colors = self._skin(rng)
         light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), -rng.uniform(0.3, 1.5)])
-        background = random_background(height, width, rng)
-        image, mask = render_mesh(verts, self._faces, K, height, width, colors, light, background)
-        uv_verts = project(verts, K)
-        joints2d = project(joints, K)
+        cam = self.camera
+        if not cam.distorted:
+            background = random_background(height, width, rng)
+            image, mask = render_mesh(verts, self._faces, K, height, width, colors, light,
+                                      background)
+            uv_verts = project(verts, K)
+            joints2d = project(joints, K)
+        else:
+            def render(K_ideal, h, w):
+                return render_mesh(verts, self._faces, K_ideal, h, w, colors, light,
+                                   random_background(h, w, rng))
+
+            image, mask = render_through_lens(render, K, _lens(cam), height, width)
+            uv_verts, joints2d = self._distort(K, project(verts, K), project(joints, K))
         box = hand_box(np.concatenate([uv_verts, joints2d]))
         if rng.random() < self.occlusion_prob:
             occluded = draw_occluders(image, tuple(box), rng)
@@ -268,7 +309,17 @@ class SyntheticHands(Dataset):
             "box": box,
             "pose": pose.astype(np.float32),
             "shape": shape.astype(np.float32),
+            **({} if not cam.distorted else {
+                "dist": np.asarray(cam.distortion, dtype=np.float32),
+                "dist_model": cam.lens_model}),
         }
+
+    def _distort(self, K: np.ndarray, *points: np.ndarray) -> list[np.ndarray]:
+        """Ideal pixels of the camera ``K`` -> the pixels its lens images them at."""
+        from dgp_ops.lens import distort_points
+
+        Kt, lens = torch.from_numpy(K)[None], _lens(self.camera)
+        return [distort_points(torch.from_numpy(p)[None], Kt, lens)[0].numpy() for p in points]
 
     # -- sampling steps -------------------------------------------------------------------
     def _orientation_key(self) -> float | None:

@@ -1,6 +1,7 @@
 // The library dgp_ops_emu: the schemas of dgp_ops's ops (the same text as csrc/dgp_ops.cpp,
 // which test_emu_kernels.py checks) whose CPU kernels are the CUDA launchers run under the
-// host emulation (emu_dlt.cpp, emu_warp_forward.cpp, emu_warp_backward.cpp), the emulator's
+// host emulation (emu_dlt.cpp, emu_warp_forward.cpp, emu_warp_backward.cpp,
+// emu_distort.cpp), the emulator's
 // launch limits and counters, and small kernels that show what the emulator reports
 // (test_emulator.py).
 #include <torch/library.h>
@@ -159,6 +160,13 @@ TORCH_LIBRARY(dgp_ops_emu, m) {
   m.def(
       "warp_perspective_backward(Tensor grad_output, Tensor image, Tensor H, str mode, "
       "str padding_mode, bool image_requires_grad, bool H_requires_grad) -> (Tensor, Tensor)");
+  m.def(
+      "warp_perspective_distorted(Tensor image, Tensor H, Tensor K, Tensor dist, int out_h, "
+      "int out_w, str model='pinhole', str mode='bilinear', str padding_mode='zeros') -> Tensor");
+  m.def(
+      "warp_perspective_distorted_backward(Tensor grad_output, Tensor image, Tensor H, "
+      "Tensor K, Tensor dist, str model, str mode, str padding_mode, bool image_requires_grad, "
+      "bool H_requires_grad) -> (Tensor, Tensor)");
   m.def("set_grid_limits(int max_grid_x, int max_grid_y) -> int[]", &set_grid_limits);
   m.def("launches() -> int", &launches);
   m.def("selftest(str name) -> float", &selftest);

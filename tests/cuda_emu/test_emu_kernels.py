@@ -29,7 +29,8 @@ def close(dtype, loose: bool = False) -> dict:
 
 def test_schemas_are_the_extensions(emu):
     for name in ("weighted_dlt_translation", "weighted_dlt_translation_backward",
-                 "warp_perspective", "warp_perspective_backward"):
+                 "warp_perspective", "warp_perspective_backward", "warp_perspective_distorted",
+                 "warp_perspective_distorted_backward"):
         ours = str(getattr(CPU, name).default._schema).replace("dgp_ops::", "")
         theirs = str(getattr(emu, name).default._schema).replace("dgp_ops_emu::", "")
         assert ours == theirs
@@ -214,3 +215,66 @@ def test_warp_deterministic_mode(emu):
         with pytest.raises(RuntimeError, match="does not have a deterministic implementation"):
             emu.warp_perspective_backward(g, img, H, "bilinear", "zeros", True, True)
     emu.warp_perspective_backward(g, img, H, "bilinear", "zeros", True, True)
+
+
+# ---- perspective warp of a distorted image -----------------------------------------------------
+
+LENSES = {"pinhole": [-0.28, 0.09, 0.0012, -0.0008, 0.01], "fisheye": [-0.013, 0.021, -0.011,
+                                                                        0.002]}
+
+
+def distort_batch(dtype, model, B: int = 3, seed: int = 11):
+    """B items; item 1 has no distortion (the plain warp's path), the last a singular H."""
+    img, H = warp_batch(dtype, B=B, seed=seed)
+    K = torch.tensor([[9.0, 0.3, 6.2], [0.0, 9.5, 4.9], [0.0, 0.0, 1.0]], dtype=dtype)
+    K = K.expand(B, 3, 3).contiguous()
+    d = torch.tensor(LENSES[model], dtype=dtype).expand(B, -1).clone()
+    d[1] = 0.0
+    return img, H, K, d
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=["float32", "float64"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("pad", PADS)
+@pytest.mark.parametrize("model", ["pinhole", "fisheye"])
+def test_distort_matches_cpu(emu, dtype, mode, pad, model):
+    img, H, K, d = distort_batch(dtype, model)
+    ref = CPU.warp_perspective_distorted(img, H, K, d, *OUT, model, mode, pad)
+    got = emu.warp_perspective_distorted(img, H, K, d, *OUT, model, mode, pad)
+    torch.testing.assert_close(got, ref, **close(dtype))
+    assert torch.all(got[-1] == 0) and got[0].abs().sum() > 0
+    g = torch.rand(ref.shape, generator=torch.Generator().manual_seed(5), dtype=dtype)
+    for need in ALL_GRADIENTS:
+        a = CPU.warp_perspective_distorted_backward(g, img, H, K, d, model, mode, pad, *need)
+        b = emu.warp_perspective_distorted_backward(g, img, H, K, d, model, mode, pad, *need)
+        for x, y in zip(b, a, strict=True):
+            assert x.shape == y.shape
+            torch.testing.assert_close(x, y, **close(dtype, loose=True))
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("model", ["pinhole", "fisheye"])
+def test_distort_uint8_gives_the_cpu_bytes(emu, layout, model):
+    img, H, K, d = distort_batch(F64, model, seed=12)
+    u8 = (img * 255).to(torch.uint8)
+    if layout == "channels_last":
+        u8 = u8.contiguous(memory_format=torch.channels_last)
+    for mode in MODES:
+        ref = CPU.warp_perspective_distorted(u8, H, K, d, *OUT, model, mode, "reflection")
+        got = emu.warp_perspective_distorted(u8, H, K, d, *OUT, model, mode, "reflection")
+        assert torch.equal(got, ref)
+
+
+def test_distort_batch_across_the_grid_limit(emu, grid_limits):
+    grid_limits(2147483647, 2)
+    img, H, K, d = distort_batch(F64, "pinhole", B=5, seed=13)
+    ref = CPU.warp_perspective_distorted(img, H, K, d, *OUT, "pinhole", "bilinear", "border")
+    got = emu.warp_perspective_distorted(img, H, K, d, *OUT, "pinhole", "bilinear", "border")
+    torch.testing.assert_close(got, ref, **close(F64))
+    g = torch.ones(1, 1, 1, 1, dtype=F64).expand(5, 2, *OUT)  # expanded, read in place
+    a = CPU.warp_perspective_distorted_backward(g, img, H, K, d, "pinhole", "bilinear", "border",
+                                                True, True)
+    b = emu.warp_perspective_distorted_backward(g, img, H, K, d, "pinhole", "bilinear", "border",
+                                                True, True)
+    for x, y in zip(b, a, strict=True):
+        torch.testing.assert_close(x, y, **close(F64))

@@ -173,6 +173,7 @@ def public_calls():
     img = torch.rand(3, 3, 40, 48)
     Kc = torch.tensor([[500.0, 0, 24], [0, 500, 20], [0, 0, 1]]).expand(3, 3, 3).clone()
     center, side = torch.tensor([[20.0, 18.0]] * 3), torch.full((3,), 30.0)
+    lens = dgp_ops.Distortion(torch.tensor([-0.2, 0.05, 0.001, 0.0, 0.01]))
     return {
         "solve_translation": lambda: dgp_ops.solve_translation(p3, p2, K, w, return_valid=True),
         "solve_translation(K shared, no weights)": lambda: dgp_ops.solve_translation(
@@ -183,6 +184,14 @@ def public_calls():
         "crop_intrinsics": lambda: rc.crop_intrinsics(Kc, center, side, 32),
         "rectification": lambda: rc.rectification(Kc, center, side, focal=torch.full((3,), 800.0)),
         "rectify_images": lambda: rc.rectify_images(img, Kc, center, side, out_size=16),
+        "rectify_images(distortion)": lambda: rc.rectify_images(
+            img, Kc, center, side, out_size=16, distortion=lens),
+        "warp_perspective_distorted": lambda: dgp_ops.warp_perspective_distorted(
+            img, torch.eye(3), Kc, lens, (16, 16)),
+        "warp_perspective_distorted(fisheye, uint8)": lambda: dgp_ops.warp_perspective_distorted(
+            (img * 255).to(torch.uint8), torch.eye(3), Kc,
+            dgp_ops.Distortion(torch.zeros(4), "fisheye"), (16, 16)),
+        "undistort_points": lambda: dgp_ops.undistort_points(p2, Kc, lens),
         "transform_points2d": lambda: rc.transform_points2d(Kc, p2),
         "canonical_intrinsics": lambda: rc.canonical_intrinsics(),
     }
@@ -198,7 +207,8 @@ def test_public_functions_do_not_synchronise_on_a_device(monkeypatch, name):
         call()
     assert detector.calls == []
     # The same call with host reads allowed (the CPU's path) does read values.
-    if name in ("warp_perspective", "solve_translation", "rectification"):
+    if name in ("warp_perspective", "solve_translation", "rectification",
+                "warp_perspective_distorted"):
         monkeypatch.setattr(_validation, "HOST_READABLE_DEVICES", ("cpu",))
         with SyncDetector() as detector:
             call()

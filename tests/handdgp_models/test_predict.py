@@ -9,6 +9,7 @@ import pytest
 import torch
 import trimesh
 
+from handdgp_models.camera import Camera
 from handdgp_models.cli import main
 from handdgp_models.config import PipelineConfig, load_config
 from handdgp_models.data import InputPipeline
@@ -156,16 +157,46 @@ def test_predict_folder_with_a_boxes_file(ckpt, predictor, tmp_path, capsys):
     assert np.abs(over - image).max() > 50
 
 
-def test_a_distorted_camera_is_refused_until_distortion_is_applied(ckpt, tmp_path, capsys):
+def test_a_distorted_camera_is_predicted_through_its_lens(ckpt, predictor, tmp_path):
+    folder, boxes = _boxes_folder(tmp_path)
+    K = np.array([[100.0, 0, 63.5], [0, 100.0, 47.5], [0, 0, 1]])
+    dist = np.array([-0.25, 0.06, 0.001, -0.002, 0.0])
+    fs = cv2.FileStorage(str(tmp_path / "calib.json"), cv2.FILE_STORAGE_WRITE)
+    fs.write("camera_matrix", K)
+    fs.write("distortion_coefficients", dist[None])
+    fs.release()
+    out = tmp_path / "o"
+    assert main(["predict", "--checkpoint", str(ckpt), "--input", str(folder), "--boxes",
+                 str(tmp_path / "boxes.json"), "--calibration", str(tmp_path / "calib.json"),
+                 "--out", str(out), "--quiet"]) == 0
+    a = json.loads((out / "predictions" / "a.json").read_text())
+    assert a["camera"]["distortion"] == dist.tolist()
+    image = cv2.imread(str(folder / "a.png"))[..., ::-1]
+    camera = Camera(K, dist)
+    hands = [HandBox(np.array(h["box"], float), h["right"], h.get("score"))
+             for h in boxes["a.png"]]
+    want = predictor.predict(image, K, hands, camera)
+    plain = predictor.predict(image, K, hands)
+    for hand, ref, ideal in zip(a["hands"], want, plain, strict=True):
+        np.testing.assert_allclose(hand["joints"], ref.joints, atol=1e-5)
+        assert np.abs(ref.joints - ideal.joints).max() > 1e-4  # the lens changed the input
+        # joints2d: the joints projected through the lens, as OpenCV projects them
+        uv, _ = cv2.projectPoints(np.asarray(hand["joints"]), np.zeros(3), np.zeros(3), K, dist)
+        np.testing.assert_allclose(hand["joints2d"], uv[:, 0], atol=1e-6)
+    assert cv2.imread(str(out / "overlays" / "a.png")).shape == (96, 128, 3)
+
+
+def test_thin_prism_distortion_is_refused(ckpt, tmp_path, capsys):
     folder, _ = _boxes_folder(tmp_path)
     fs = cv2.FileStorage(str(tmp_path / "calib.json"), cv2.FILE_STORAGE_WRITE)
     fs.write("camera_matrix", np.array([[100.0, 0, 63.5], [0, 100.0, 47.5], [0, 0, 1]]))
-    fs.write("distortion_coefficients", np.array([[0.1, -0.02, 0.0, 0.0, 0.0]]))
+    fs.write("distortion_coefficients", np.array([[0.1, -0.02, 0, 0, 0, 0, 0, 0, 0.01, 0, 0,
+                                                   0]]))
     fs.release()
     assert main(["predict", "--checkpoint", str(ckpt), "--input", str(folder), "--calibration",
                  str(tmp_path / "calib.json"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "calib.json" in err and "distortion" in err and "undistort" in err
+    assert "calib.json" in err and "thin-prism" in err and "undistort" in err
 
 
 DETECTOR = '''

@@ -13,7 +13,7 @@ from handdgp_models.camera import (
     default_camera,
     fov_camera,
     read_calibration,
-    require_undistorted,
+    require_supported_lens,
 )
 from handdgp_models.detections import HandBox, boxes_file, detector, parse_hands
 from handdgp_models.media import open_inputs
@@ -36,8 +36,10 @@ def test_calibration_files_written_by_opencv(tmp_path, ext):
     np.testing.assert_array_equal(cam.K, K)
     np.testing.assert_array_equal(cam.distortion, DIST[0])
     assert cam.size == (480, 640) and cam.model == "pinhole" and cam.distorted
-    with pytest.raises(ValueError, match=f"calib.{ext}.*distortion.*undistort"):
-        require_undistorted(cam)
+    assert require_supported_lens(cam) is cam
+    prism = Camera(K, np.r_[DIST[0], 0, 0, 0, 0.01, 0, 0, 0], source=f"calib.{ext}")
+    with pytest.raises(ValueError, match=f"calib.{ext}.*thin-prism.*undistort"):
+        require_supported_lens(prism)
 
 
 def test_calibration_variants_and_errors(tmp_path):
@@ -46,8 +48,9 @@ def test_calibration_variants_and_errors(tmp_path):
                    "0, 0, 1]\ndistortion_model: equidistant\ndistortion_coefficients:\n"
                    "  rows: 1\n  cols: 4\n  data: [0, 0, 0, 0]\n")
     cam = read_calibration(ros)
-    assert cam.model == "fisheye" and cam.size is None and not cam.distorted
-    assert require_undistorted(cam) is cam
+    # a fisheye with zero coefficients is the equidistant lens, still a distortion
+    assert cam.model == "fisheye" and cam.size is None and cam.distorted
+    assert require_supported_lens(cam) is cam
     plain = tmp_path / "plain.json"  # plain lists, no distortion: zeros
     plain.write_text(json.dumps({"K": K.tolist(), "image_size": [640, 480]}))
     cam = read_calibration(plain)
