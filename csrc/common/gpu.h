@@ -46,6 +46,27 @@ __device__ __forceinline__ T warp_sum(T v) {
   return v;
 }
 
+// The sums of v[0..N) over the threads of a block of kWarps warps, in a fixed order (warp
+// shuffles, then warp 0 over the warps' sums), written to out[0..N) by thread 0. Every thread
+// of the block must call it.
+template <int kWarps, int N, typename V>
+__device__ __forceinline__ void block_sum(const V (&v)[N], double* out) {
+  static_assert(kWarps <= kWarpSize, "warp 0 reduces one partial sum per warp of the block");
+  DGP_SHARED(double[N][kWarps], warp_sums);
+  const int lane = threadIdx.x % kWarpSize, warp_id = threadIdx.x / kWarpSize;
+  for (int k = 0; k < N; ++k) {
+    const double s = warp_sum(static_cast<double>(v[k]));
+    if (lane == 0) warp_sums[k][warp_id] = s;
+  }
+  __syncthreads();
+  if (warp_id == 0) {
+    for (int k = 0; k < N; ++k) {
+      const double s = warp_sum(lane < kWarps ? warp_sums[k][lane] : 0.0);
+      if (lane == 0) out[k] = s;
+    }
+  }
+}
+
 #if defined(__CUDACC__)
 
 using Stream = cudaStream_t;

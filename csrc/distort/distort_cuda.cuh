@@ -109,20 +109,7 @@ __global__ void backward_kernel(const T* __restrict__ gout, int64_t gsb, int64_t
         H, W, gsc, need_h, dN, AtomicAdd{});
   }
   if (!need_h) return;  // the same for every thread of the launch
-  DGP_SHARED(double[9][kWarps], warp_sums);
-  const int lane = threadIdx.x % gpu::kWarpSize, warp_id = threadIdx.x / gpu::kWarpSize;
-  for (int k = 0; k < 9; ++k) {
-    const double v = gpu::warp_sum(static_cast<double>(dN[k]));
-    if (lane == 0) warp_sums[k][warp_id] = v;
-  }
-  __syncthreads();
-  if (warp_id == 0) {
-    double* slot = partial + (b * gridDim.x + blockIdx.x) * 9;
-    for (int k = 0; k < 9; ++k) {
-      const double v = gpu::warp_sum(lane < kWarps ? warp_sums[k][lane] : 0.0);
-      if (lane == 0) slot[k] = v;
-    }
-  }
+  gpu::block_sum<kWarps>(dN, partial + (b * gridDim.x + blockIdx.x) * 9);
 }
 
 template <typename T>
