@@ -72,7 +72,9 @@ DGP_ALWAYS_INLINE void forward_row_body(const T* N, const T* src, int64_t C,
       for (int64_t c = 0; c < C; ++c) orow[x + c * out_plane] = T(0);
     }
   };
-  if (INTERP != kBilinear) {
+  // The blend below reads the four taps of every pixel, non-interior ones at offset 0; with
+  // fewer than two rows or columns no pixel is interior and those reads would leave the image.
+  if (INTERP != kBilinear || H < 2 || W < 2) {
     for (int64_t x = 0; x < ow; ++x) general(x);
     return;
   }
@@ -197,7 +199,9 @@ DGP_TARGET_V3 void forward_row_v3_f32(
   const float* fxs = rs.fx.data();
   const float* fys = rs.fy.data();
   const uint8_t* fast = rs.fast.data();
-  const int64_t ow8 = ow - ow % 8;
+  // The blend reads the taps of non-interior pixels at offset 0: with fewer than two rows or
+  // columns (no interior pixel) it is skipped.
+  const int64_t ow8 = (H < 2 || W < 2) ? 0 : ow - ow % 8;
   const bool any_slow = coords_row_v3_f32(N, H, W, y, ow8, rs);
   Footprint<float> f;
   auto general = [&](int64_t x) {

@@ -454,3 +454,32 @@ def test_mirroring_and_negated_homographies_match_opencv(dtype):
     got = warp(source, mirrored.double(), (33, 41))
     assert ref.abs().sum() > 0
     torch.testing.assert_close(got, ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1, 9), (9, 1), (1, 1), (2, 1)])
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+def test_images_of_one_row_or_column_warp_as_the_reference(dtype, shape, padding_mode):
+    # No output pixel has four taps inside such an image; the fast bilinear rows must not read
+    # the taps they skip (the last channel's would lie past the end of the image).
+    image = torch.rand(2, 3, *shape, dtype=dtype)
+    H = torch.tensor([[0.9, 0.1, 0.3], [-0.1, 0.8, 0.2], [0.0, 0.0, 1.0]], dtype=dtype)
+    H = H.expand(2, 3, 3).contiguous()
+    out = dgp_ops.warp_perspective(image, H, (5, 19), "bilinear", padding_mode)
+    if padding_mode != "zeros":  # every coordinate along a size-1 axis clamps to 0
+        ref = warp_perspective_reference(image, H, (5, 19), "bilinear", padding_mode)
+    else:  # grid_sample's align_corners normalisation degenerates on a size-1 axis: by hand
+        img = image.double().numpy()
+        Hinv = np.linalg.inv(H[0].double().numpy())
+        ref = np.zeros((2, 3, 5, 19))
+        for y in range(5):
+            for x in range(19):
+                q = Hinv @ [x, y, 1.0]
+                u, v = q[0] / q[2], q[1] / q[2]
+                x0, y0 = int(np.floor(u)), int(np.floor(v))
+                for xi, yi in ((x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1)):
+                    if 0 <= xi < shape[1] and 0 <= yi < shape[0]:
+                        wgt = (1 - abs(u - xi)) * (1 - abs(v - yi))
+                        ref[:, :, y, x] += wgt * img[:, :, yi, xi]
+        ref = torch.from_numpy(ref).to(dtype)
+    torch.testing.assert_close(out, ref)
